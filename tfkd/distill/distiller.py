@@ -29,6 +29,12 @@ from tfkd.models.bert import INPUT_NAMES, BertModel
 _LAYER_RE = re.compile(r"transformer_layer_(\d+)")
 
 
+def _unpack(data) -> Dict[str, tf.Tensor]:
+    """The batch dict, whether Keras passes it bare (fit) or as `(x,)` (train_on_batch)."""
+    batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return batch
+
+
 def model_inputs(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """The three id tensors a `BertModel` takes, from a pipeline batch."""
     inputs = {name: batch[name] for name in INPUT_NAMES}
@@ -105,7 +111,7 @@ class Distiller(keras.Model):
     def call(self, inputs, training=False):
         return self.student(model_inputs(inputs), training=training)
 
-    def _trainable(self) -> Tuple[List[keras.Variable], List[int]]:
+    def variable_groups(self) -> Tuple[List[keras.Variable], List[int]]:
         """The trained variables (student + loss layers) and each one's layer group."""
         variables, groups = [], []
         head_group = self.student.num_layers + 1
@@ -127,7 +133,7 @@ class Distiller(keras.Model):
         return variables, groups
 
     def build(self, input_shape=None):
-        self._train_vars, self._train_groups = self._trainable()
+        self._train_vars, self._train_groups = self.variable_groups()
         self.built = True
 
     # --- steps -----------------------------------------------------------------------------
@@ -142,6 +148,7 @@ class Distiller(keras.Model):
         return [tf.cast(layer(teacher_out, student_out, batch, training=training), tf.float32) for layer in self.loss_layers]
 
     def train_step(self, data):
+        data = _unpack(data)
         if not hasattr(self, "_train_vars"):
             self.build()
         inputs = model_inputs(data)
@@ -166,6 +173,7 @@ class Distiller(keras.Model):
         return {m.name: m.result() for m in self.metrics[:-1]}
 
     def test_step(self, data):
+        data = _unpack(data)
         inputs = model_inputs(data)
         student_out = self.student(inputs, training=False)
         if self.eval_loss is not None:
@@ -173,6 +181,7 @@ class Distiller(keras.Model):
         return {self.eval_tracker.name: self.eval_tracker.result()}
 
     def predict_step(self, data):
+        data = _unpack(data)
         outputs = self.student(model_inputs(data), training=False)
         return {"logits": outputs["logits"], "index": data["index"], "weight": data["weight"]}
 

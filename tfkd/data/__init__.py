@@ -1,0 +1,44 @@
+"""tfkd's data layer: tasks, data sources, tokenization and length-bucketed batches.
+
+Example:
+>>> from tfkd.data import get_task, load_split, make_tokenizer, tokenize, make_dataset
+>>> task = get_task("mrpc")
+>>> split = tokenize(load_split(task, "train", "/data/glue"), make_tokenizer("vocab.txt"), 128)  # doctest: +SKIP
+>>> ds = make_dataset(split, 32, shuffle=True, seed=1, epochs=3)  # doctest: +SKIP
+"""
+
+from tfkd.data.examples import Examples
+from tfkd.data.load import load_split, load_unlabeled_text
+from tfkd.data.pipeline import (
+    TokenizedSplit,
+    batch_plan,
+    bucket_lengths,
+    length_percentile,
+    make_dataset,
+    padding_efficiency,
+    steps_per_epoch,
+    tokenize,
+)
+from tfkd.data.synthetic import make_synthetic
+from tfkd.data.tasks import TASKS, GlueTask, get_task
+from tfkd.data.tokenizer import make_tokenizer, vocab_checksum
+
+__all__ = [
+    "Examples",
+    "GlueTask",
+    "TASKS",
+    "TokenizedSplit",
+    "batch_plan",
+    "bucket_lengths",
+    "get_task",
+    "length_percentile",
+    "load_split",
+    "load_unlabeled_text",
+    "make_dataset",
+    "make_synthetic",
+    "make_tokenizer",
+    "padding_efficiency",
+    "steps_per_epoch",
+    "tokenize",
+    "vocab_checksum",
+]

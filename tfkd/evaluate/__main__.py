@@ -1,0 +1,59 @@
+"""`python -m tfkd.evaluate`: score a saved tfkd model on a task's dev split.
+
+Example:
+    python -m tfkd.evaluate --model=workdirs/kd_mrpc/model --task=mrpc --glue_dir=../shared/glue
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+import tfkd  # noqa: F401  (selects the TensorFlow backend)
+from tfkd.data import load_split, make_tokenizer
+from tfkd.data.pipeline import tokenize
+from tfkd.data.tasks import get_task
+from tfkd.errors import TfkdError
+from tfkd.evaluate.evaluator import Evaluator
+from tfkd.models import load_model_dir
+
+flags.DEFINE_string("model", None, "A tfkd model directory (e.g. <workdir>/model) or .keras file.")
+flags.DEFINE_string("task", None, "Task (default: the one the model was trained on).")
+flags.DEFINE_string("glue_dir", None, "GLUE TSV directory (default: tensorflow-datasets).")
+flags.DEFINE_string("split", "dev", "Split to score (dev, or e.g. dev_mismatched for MNLI).")
+flags.DEFINE_integer("max_seq_length", None, "Maximum tokens (default: the model's training length).")
+flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_string("output", None, "Also write the metrics as JSON here.")
+FLAGS = flags.FLAGS
+
+
+def main(argv) -> None:
+    if not FLAGS.model:
+        raise TfkdError("--model is required. Fix: pass --model=<workdir>/model.")
+    model, vocab_path, metadata = load_model_dir(FLAGS.model)
+    task = get_task(FLAGS.task or metadata.task)
+    tokenizer = make_tokenizer(vocab_path, metadata.lowercase)
+    split = tokenize(load_split(task, FLAGS.split, FLAGS.glue_dir), tokenizer, FLAGS.max_seq_length or metadata.max_seq_length)
+    evaluator = Evaluator(task, split, FLAGS.batch_size)
+    metrics = evaluator.evaluate(model)
+    speed = evaluator.throughput(model)
+    result = {"model": FLAGS.model, "task": task.name, "split": FLAGS.split, "examples": int(len(split.lengths)),
+              "metrics": metrics, "forward_examples_per_second": speed}
+    print(json.dumps(result, indent=2))
+    if FLAGS.output:
+        with open(FLAGS.output, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
+def run() -> None:
+    try:
+        app.run(main)
+    except TfkdError as e:
+        print(f"tfkd: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,344 @@
+"""`python -m tfkd.train`: fine-tune a teacher, or distil a student from it.
+
+Examples:
+    python -m tfkd.train --flagfile=configs/demo.flags          # offline demo
+    python -m tfkd.train --flagfile=configs/teacher_mrpc.flags --glue_dir=../shared/glue
+    python -m tfkd.train --flagfile=configs/codir.flags --glue_dir=../shared/glue
+
+Every run writes into `--workdir`: `model/` (the best-dev model, a tfkd model
+directory), `checkpoints/` (one per epoch; a re-run resumes from the latest),
+`logs/` (TensorBoard) and `results.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Dict, Optional, Tuple
+
+from absl import app, flags
+
+import tfkd  # noqa: F401  (selects the TensorFlow backend before keras is imported)
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkd import methods
+from tfkd.callbacks import DevEvaluation, EpochCheckpoint, Throughput, write_json
+from tfkd.data import load_split, make_tokenizer
+from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
+from tfkd.data.tasks import GlueTask, get_task
+from tfkd.distill import Distiller, StagePlan, StageScheduler, build_stages, make_optimizer
+from tfkd.errors import TfkdError
+from tfkd.evaluate.evaluator import Evaluator
+from tfkd.evaluate.metrics import primary_metric
+from tfkd.strategy import STRATEGIES, configure_cpu_replicas, make_strategy
+from tfkd.losses import LOSSES, DistillContext, ModelSpec
+from tfkd.models import (
+    BertModel,
+    LoadedModel,
+    ModelMetadata,
+    StudentConfig,
+    build_student,
+    load_model_dir,
+    load_teacher,
+    parse_layer_map,
+    read_metadata,
+    save_model_dir,
+)
+from tfkd.models.student import initialize_from
+
+FLAGS = flags.FLAGS
+
+# --- what to do -----------------------------------------------------------------------------
+flags.DEFINE_enum("mode", "distill", ["distill", "finetune"], "distill: train a student from a teacher; finetune: train one model on labels alone.")
+flags.DEFINE_enum("finetune_model", "teacher", ["teacher", "student"], "With --mode=finetune: fine-tune the --teacher, or the student built from the --student_* flags (the no-teacher baseline).")
+flags.DEFINE_string("workdir", None, "Output directory (model/, checkpoints/, logs/, results.json).")
+# --- data -----------------------------------------------------------------------------------
+flags.DEFINE_string("task", "sst2", "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or 'synthetic'.")
+flags.DEFINE_string("glue_dir", None, "Directory of the original GLUE TSV files (the task folder or its parent). Without it, tensorflow-datasets' glue/<task> is used.")
+flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (a documented subset).")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum tokens per example, [CLS]/[SEP] included.")
+flags.DEFINE_integer("batch_size", 32, "Training batch size (global).")
+flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
+flags.DEFINE_integer("pad_to_multiple_of", 8, "Pad each batch to a multiple of this many tokens (fewer XLA shapes vs less padding).")
+# --- models ---------------------------------------------------------------------------------
+flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged, offline), a keras-hub preset, a Hugging Face BERT directory, or a tfkd model directory / .keras file.")
+flags.DEFINE_integer("finetune_teacher_epochs", 0, "Distil mode with a teacher whose head is untrained: fine-tune it this many epochs first (into <workdir>/teacher; reused on re-runs).")
+flags.DEFINE_string("finetuned_teacher_dir", "", "Where the teacher fine-tuned by --finetune_teacher_epochs lives (default <workdir>/teacher); several runs can share one.")
+flags.DEFINE_float("teacher_learning_rate", 5e-5, "Peak learning rate of that teacher fine-tuning.")
+flags.DEFINE_integer("student_layers", 3, "Student transformer layers.")
+flags.DEFINE_integer("student_hidden_dim", 384, "Student hidden width.")
+flags.DEFINE_integer("student_heads", 12, "Student attention heads.")
+flags.DEFINE_integer("student_intermediate_dim", 1536, "Student feed-forward width.")
+flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; or a tfkd model directory (e.g. a CoDIR pre-training output).")
+flags.DEFINE_list("student_layers_from", [], "1-based source layers copied into the student (default: uniform, 6→3: 2,4,6).")
+flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.")
+# --- optimisation ---------------------------------------------------------------------------
+flags.DEFINE_integer("epochs", 3, "Training epochs (for progressive/stacked: derived from the stage flags when 0).")
+flags.DEFINE_float("learning_rate", 5e-5, "Peak AdamW learning rate.")
+flags.DEFINE_float("warmup_ratio", 0.1, "Fraction of steps with linear warm-up.")
+flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on biases and LayerNorm).")
+flags.DEFINE_float("clipnorm", 1.0, "Global gradient-norm clip (0: off).")
+flags.DEFINE_integer("seed", 1, "Random seed (data order, initialisation, dropout).")
+flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA (one compile per padded length).")
+flags.DEFINE_bool("eval_jit_compile", False, "Also compile dev evaluation with XLA (pays off only for large dev sets: each padded length costs a compile).")
+flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Dtype policy (losses stay float32).")
+flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy (auto: mirrored when >1 GPU).")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
+flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (tests multi-replica training on CPU).")
+flags.DEFINE_integer("tensorboard_update_freq", 50, "Write per-step TensorBoard scalars every N steps.")
+
+methods.define_flags()
+
+
+def _log(message: str) -> None:
+    print(f"[tfkd] {message}", flush=True)
+
+
+def _count_params(model: keras.Model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.weights if v.trainable))
+
+
+def load_data(task: GlueTask, tokenizer, max_train_examples: Optional[int]) -> Tuple[TokenizedSplit, TokenizedSplit]:
+    train = tokenize(load_split(task, "train", FLAGS.glue_dir, max_examples=max_train_examples), tokenizer, FLAGS.max_seq_length)
+    dev = tokenize(load_split(task, "dev", FLAGS.glue_dir), tokenizer, FLAGS.max_seq_length)
+    efficiency = padding_efficiency(train, FLAGS.batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of)
+    _log(
+        f"{task.name}: {len(train.lengths)} train / {len(dev.lengths)} dev examples, "
+        f"mean length {train.lengths.mean():.1f} tokens, {train.num_truncated} truncated to {FLAGS.max_seq_length}; "
+        f"padding efficiency {efficiency:.3f} (real / padded tokens, batch {FLAGS.batch_size})"
+    )
+    return train, dev
+
+
+def train_model(
+    *,
+    workdir: str,
+    task: GlueTask,
+    student: BertModel,
+    teacher: Optional[BertModel],
+    loss_specs,
+    train: TokenizedSplit,
+    dev: TokenizedSplit,
+    vocab_path: str,
+    metadata: ModelMetadata,
+    epochs: int,
+    learning_rate: float,
+    algorithm: Optional[str] = None,
+    layer_map=(),
+) -> Dict:
+    """Trains `student` with the given losses; returns the results dict (also written to results.json)."""
+    steps = steps_per_epoch(train, FLAGS.batch_size)
+    context = DistillContext(
+        teacher=ModelSpec(teacher.num_layers, teacher.hidden_dim, teacher.num_heads) if teacher else ModelSpec(0, 0, 0),
+        student=ModelSpec(student.num_layers, student.hidden_dim, student.num_heads),
+        layer_map=tuple(layer_map),
+        num_classes=student.num_classes,
+        is_regression=task.is_regression,
+        num_train_examples=len(train.lengths),
+        train_labels=train.labels,
+    )
+    losses = [(name, LOSSES.get(key)(context, name=name, **kwargs), weight) for name, key, weight, kwargs in loss_specs]
+    distiller = Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"), num_pairs=max(len(layer_map), 1))
+    plan = methods.stage_plan(FLAGS, distiller, layer_map, steps, epochs)
+    if algorithm is None:  # plain fine-tuning: one stage, whatever the method flags say
+        algorithm, plan = "joint", dataclasses.replace(plan, final_steps=0)
+    stages = build_stages(algorithm, plan)
+    total_steps = sum(stage.steps for stage in stages)
+    epochs = -(-total_steps // steps)
+    distiller.compile(
+        optimizer=make_optimizer(learning_rate, total_steps, FLAGS.warmup_ratio, FLAGS.weight_decay, FLAGS.clipnorm),
+        jit_compile=FLAGS.jit_compile,
+    )
+    checkpoint = EpochCheckpoint(os.path.join(workdir, "checkpoints"), distiller)
+    distiller.build()
+    distiller.optimizer.build(distiller._train_vars)
+    start_epoch = checkpoint.restore()
+    if start_epoch == 0:
+        distiller.prepare_losses(make_dataset(train, FLAGS.eval_batch_size, shuffle=False, seed=FLAGS.seed), steps_per_epoch(train, FLAGS.eval_batch_size))
+
+    evaluator = Evaluator(task, dev, FLAGS.eval_batch_size, jit_compile=FLAGS.eval_jit_compile)
+    model_dir = os.path.join(workdir, "model")
+
+    def save_best(epoch: int, metrics: Dict[str, float]) -> None:
+        metadata.extra.update(best_epoch=epoch, dev_metrics=metrics)
+        save_model_dir(model_dir, student, vocab_path, metadata)
+
+    dev_eval = DevEvaluation(evaluator, lambda: student, save_best)
+    throughput = Throughput(steps * FLAGS.batch_size)
+    callbacks = [
+        StageScheduler(distiller, stages, initial_step=start_epoch * steps),
+        throughput,
+        dev_eval,
+        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=FLAGS.tensorboard_update_freq),
+        checkpoint,
+    ]
+    _log(f"training {epochs} epochs x {steps} steps from epoch {start_epoch + 1}; losses: "
+         + ", ".join(f"{w:g}*{n}" for n, _, w, _ in loss_specs) + f"; algorithm {algorithm}; stages: "
+         + ", ".join(f"{s.name} ({s.steps} steps)" for s in stages))
+    train_ds = make_dataset(train, FLAGS.batch_size, shuffle=True, seed=FLAGS.seed, epochs=epochs, start_epoch=start_epoch, pad_to_multiple_of=FLAGS.pad_to_multiple_of)
+    start = time.perf_counter()
+    if start_epoch < epochs:
+        distiller.fit(train_ds, epochs=epochs, initial_epoch=start_epoch, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1)
+    wall = time.perf_counter() - start
+    if dev_eval.best is None:  # resumed after the last epoch: score what was saved
+        best_model, _, saved = load_model_dir(model_dir)
+        dev_eval.best, dev_eval.best_epoch = evaluator.evaluate(best_model), saved.extra.get("best_epoch")
+    last_metrics = dev_eval.history[-1] if dev_eval.history else {}
+    results = {
+        "task": task.name,
+        "primary_metric": primary_metric(task),
+        "best_epoch": dev_eval.best_epoch,
+        "best_dev": dev_eval.best,
+        "last_dev": {k: v for k, v in last_metrics.items() if k != "epoch"},
+        "dev_history": dev_eval.history,
+        "train_examples_per_second": throughput.examples_per_second(),
+        "epoch_seconds": throughput.epoch_seconds,
+        "wall_seconds": wall,
+        "train_examples": int(len(train.lengths)),
+        "padding_efficiency": padding_efficiency(train, FLAGS.batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of),
+        "student": {"layers": student.num_layers, "hidden_dim": student.hidden_dim, "params": _count_params(student)},
+        "losses": [{"name": n, "key": k, "weight": w, "args": a} for n, k, w, a in loss_specs],
+        "algorithm": algorithm,
+        "layer_map": [list(p) for p in layer_map],
+        "flags": {f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__])} | methods.flag_values(FLAGS),
+    }
+    write_json(os.path.join(workdir, "results.json"), results)
+    return results, evaluator
+
+
+def obtain_teacher(task: GlueTask, workdir: str) -> LoadedModel:
+    """The fine-tuned teacher: loaded, or fine-tuned first into <workdir>/teacher."""
+    loaded = load_teacher(FLAGS.teacher, task.num_labels, workdir)
+    if loaded.fine_tuned:
+        return loaded
+    teacher_dir = FLAGS.finetuned_teacher_dir or os.path.join(workdir, "teacher")
+    previous = read_metadata(os.path.join(teacher_dir, "model"))
+    if previous is not None and os.path.exists(os.path.join(teacher_dir, "results.json")):
+        if previous.task != task.name or previous.base != loaded.metadata.base:
+            raise TfkdError(
+                f"{teacher_dir} holds a teacher fine-tuned from '{previous.base}' on '{previous.task}', not from "
+                f"'{loaded.metadata.base}' on '{task.name}'. Fix: pass another --finetuned_teacher_dir."
+            )
+        _log(f"reusing the teacher fine-tuned earlier in {teacher_dir}/model")
+        return load_teacher(os.path.join(teacher_dir, "model"), task.num_labels, workdir)
+    if FLAGS.finetune_teacher_epochs <= 0:
+        raise TfkdError(
+            f"the teacher '{FLAGS.teacher}' has no trained classification head for {task.name}. Fix: pass "
+            "--finetune_teacher_epochs=3 to fine-tune it first, or --teacher=<dir> of a teacher fine-tuned "
+            "with `python -m tfkd.train --mode=finetune`."
+        )
+    _log(f"fine-tuning the teacher '{FLAGS.teacher}' on {task.name} for {FLAGS.finetune_teacher_epochs} epochs")
+    finetune(task, teacher_dir, loaded, FLAGS.finetune_teacher_epochs, FLAGS.teacher_learning_rate)
+    return load_teacher(os.path.join(teacher_dir, "model"), task.num_labels, workdir)
+
+
+def finetune(task: GlueTask, workdir: str, loaded: LoadedModel, epochs: int, learning_rate: float) -> Dict:
+    tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
+    train, dev = load_data(task, tokenizer, FLAGS.max_train_examples)
+    metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=loaded.lowercase,
+                             base=loaded.metadata.base, role="teacher", max_seq_length=FLAGS.max_seq_length)
+    results, _ = train_model(
+        workdir=workdir, task=task, student=loaded.model, teacher=None, loss_specs=[("ce", "ce", 1.0, {})],
+        train=train, dev=dev, vocab_path=loaded.vocab_path, metadata=metadata, epochs=epochs, learning_rate=learning_rate,
+    )
+    return results
+
+
+def make_student(teacher: LoadedModel, num_classes: int, output_attentions: bool) -> BertModel:
+    config = StudentConfig(FLAGS.student_layers, FLAGS.student_hidden_dim, FLAGS.student_heads, FLAGS.student_intermediate_dim, FLAGS.dropout)
+    layers_from = [int(x) for x in FLAGS.student_layers_from]
+    student = build_student(config, like=teacher.model, output_attentions=output_attentions)
+    if FLAGS.student_init == "random":
+        return student
+    if FLAGS.student_init == "teacher":
+        source = teacher.model
+    elif FLAGS.student_init == "pretrained":
+        if not teacher.metadata.base:
+            raise TfkdError("--student_init=pretrained needs to know the teacher's pretrained source, which its metadata lacks. Fix: pass --student_init=teacher or random.")
+        source = load_teacher(teacher.metadata.base, num_classes, FLAGS.workdir).model
+    else:
+        source, _, _ = load_model_dir(FLAGS.student_init)
+        if source.num_layers == student.num_layers and not layers_from:
+            layers_from = list(range(1, student.num_layers + 1))
+    initialize_from(student, source, layers_from)
+    return student
+
+
+def distill(task: GlueTask, workdir: str) -> Dict:
+    teacher = obtain_teacher(task, workdir)
+    tokenizer = make_tokenizer(teacher.vocab_path, teacher.lowercase)
+    train, dev = load_data(task, tokenizer, FLAGS.max_train_examples)
+    method = methods.method_losses(FLAGS)
+    needs_teacher_attn = any("attentions" in LOSSES.get(key).teacher_needs for _, key, _, _ in method)
+    needs_student_attn = any("attentions" in LOSSES.get(key).student_needs for _, key, _, _ in method)
+    student = make_student(teacher, task.num_labels, needs_student_attn)
+    layer_map = parse_layer_map(FLAGS.layer_map, teacher.model.num_layers, student.num_layers)
+    teacher_model = teacher.model.with_outputs(needs_teacher_attn)
+    metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=teacher.lowercase,
+                             base=teacher.metadata.base, role="student", max_seq_length=FLAGS.max_seq_length,
+                             extra={"method": FLAGS.method, "teacher": FLAGS.teacher})
+    results, evaluator = train_model(
+        workdir=workdir, task=task, student=student, teacher=teacher_model, loss_specs=method, train=train, dev=dev,
+        vocab_path=teacher.vocab_path, metadata=metadata, epochs=FLAGS.epochs, learning_rate=FLAGS.learning_rate,
+        algorithm=FLAGS.algorithm, layer_map=layer_map,
+    )
+    teacher_metrics = evaluator.evaluate(teacher.model)
+    best_student, _, _ = load_model_dir(os.path.join(workdir, "model"))
+    rows = [
+        ("teacher", teacher.model, teacher_metrics),
+        ("student (best dev)", best_student, results["best_dev"]),
+    ]
+    results["teacher"] = {"source": FLAGS.teacher, "layers": teacher.model.num_layers, "params": _count_params(teacher.model), "dev": teacher_metrics}
+    results["comparison"] = []
+    print("\n" + f"{'model':<20}{'layers':>7}{'params':>12}" + "".join(f"{m:>12}" for m in teacher_metrics) + f"{'fwd ex/s':>10}")
+    for label, model, metrics in rows:
+        speed = evaluator.throughput(model)
+        results["comparison"].append({"model": label, "params": _count_params(model), "dev": metrics, "forward_examples_per_second": speed})
+        print(f"{label:<20}{model.num_layers:>7}{_count_params(model):>12,}" + "".join(f"{100 * metrics[m]:>12.2f}" for m in teacher_metrics) + f"{speed:>10.0f}")
+    write_json(os.path.join(workdir, "results.json"), results)
+    return results
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    if not FLAGS.workdir:
+        raise TfkdError("--workdir is required. Fix: pass --workdir=<output directory>.")
+    configure_cpu_replicas(FLAGS.cpu_replicas)
+    keras.utils.set_random_seed(FLAGS.seed)
+    keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    task = get_task(FLAGS.task)
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    with make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas).scope():
+        results = _run(task)
+    best = results["best_dev"]
+    _log(f"done: best dev {primary_metric(task)} {100 * best[primary_metric(task)]:.2f} (epoch {results['best_epoch']}); results in {os.path.join(FLAGS.workdir, 'results.json')}")
+
+
+def _run(task: GlueTask) -> Dict:
+    if FLAGS.mode == "finetune":
+        if FLAGS.finetune_model == "teacher":
+            loaded = load_teacher(FLAGS.teacher, task.num_labels, FLAGS.workdir)
+        else:
+            loaded = load_teacher(FLAGS.teacher, task.num_labels, FLAGS.workdir)
+            loaded.model = make_student(loaded, task.num_labels, output_attentions=False)
+        return finetune(task, FLAGS.workdir, loaded, FLAGS.epochs, FLAGS.learning_rate)
+    return distill(task, FLAGS.workdir)
+
+
+def run() -> None:
+    """Console entry point: user errors print one clear line and exit 2, without a traceback."""
+    try:
+        app.run(main)
+    except TfkdError as e:
+        print(f"tfkd: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()
