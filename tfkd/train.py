@@ -155,8 +155,7 @@ def train_model(
         jit_compile=FLAGS.jit_compile,
     )
     checkpoint = EpochCheckpoint(os.path.join(workdir, "checkpoints"), distiller)
-    distiller.build()
-    distiller.optimizer.build(distiller._train_vars)
+    distiller.build_for_restore()
     start_epoch = checkpoint.restore()
     if start_epoch == 0:
         distiller.prepare_losses(make_dataset(train, FLAGS.eval_batch_size, shuffle=False, seed=FLAGS.seed), steps_per_epoch(train, FLAGS.eval_batch_size))

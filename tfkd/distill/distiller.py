@@ -136,6 +136,12 @@ class Distiller(keras.Model):
         self._train_vars, self._train_groups = self.variable_groups()
         self.built = True
 
+    def build_for_restore(self) -> None:
+        """Creates every variable (optimizer slots included) so a checkpoint restores eagerly and is checked whole."""
+        if not hasattr(self, "_train_vars"):
+            self.build()
+        self.optimizer.build(self._train_vars)
+
     # --- steps -----------------------------------------------------------------------------
 
     def teacher_outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -149,7 +155,7 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         data = _unpack(data)
-        if not hasattr(self, "_train_vars"):
+        if not hasattr(self, "_train_vars"):  # Keras may mark the model built without calling build()
             self.build()
         inputs = model_inputs(data)
         batch = dict(data, pair_weights=self.pair_weights)

@@ -117,6 +117,10 @@ class DistillationLoss(keras.layers.Layer):
     student_needs: Tuple[str, ...] = ("logits",)
 
     def __init__(self, context: DistillContext, **kwargs):
+        # A float32 layer policy under a mixed global policy also keeps Keras from
+        # autocasting float32 inputs (teacher outputs, regression labels) down
+        # to float16 before `call` sees them.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.context = context
 

@@ -1,0 +1,45 @@
+"""Cross-replica helpers for losses with global state (memory banks, normalisers).
+
+Under `tf.distribute` with several replicas, each replica sees its own slice
+of the global batch. Memory-bank updates must be identical on every replica,
+so the batch's indices and vectors are gathered first; contrastive losses
+also use the other replicas' examples as negatives. With one replica (or
+outside any replica context) every helper is the identity.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+
+def _replica_context() -> Optional[tf.distribute.ReplicaContext]:
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def replica_id() -> tf.Tensor:
+    """This replica's position in the sync group (int32; 0 without distribution)."""
+    context = _replica_context()
+    if context is None:
+        return tf.constant(0, tf.int32)
+    return tf.cast(context.replica_id_in_sync_group, tf.int32)
+
+
+def all_gather(x: tf.Tensor) -> tf.Tensor:
+    """Every replica's `x` concatenated along axis 0, in replica order."""
+    context = _replica_context()
+    if context is None:
+        return x
+    return context.all_gather(x, axis=0)
+
+
+def all_reduce_sum(x: tf.Tensor) -> tf.Tensor:
+    """The sum of `x` over replicas."""
+    context = _replica_context()
+    if context is None:
+        return x
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)

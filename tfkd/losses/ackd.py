@@ -1,0 +1,221 @@
+"""ACKD: contrastive distillation with sample adaptive reweighting (Guo et al., Findings of ACL 2023).
+
+METHODS.md §5. The paper's body was not available: this module is tfkd's
+reconstruction from the paper's abstract, and every detail below that the
+abstract leaves open is tfkd's own choice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from tfkd.errors import TfkdError
+from tfkd.losses._common import (
+    NEG_LARGE,
+    Outputs,
+    check_choice,
+    dense,
+    example_mask,
+    l2_normalize,
+    masked_example_mean,
+    pool,
+)
+from tfkd.losses._distribute import all_gather, replica_id
+from tfkd.losses._memory import MemoryBank, draw_seed, sample_uniform
+from tfkd.losses.base import (
+    DistillContext,
+    DistillationLoss,
+    pair_weights,
+    register_loss,
+    require_outputs,
+    weighted_pair_sum,
+)
+
+
+@register_loss("ackd")
+class ACKDLoss(DistillationLoss):
+    """Contrastive distillation loss (CDL) with sample adaptive reweighting (SAR).
+
+    tfkd's reconstruction from the ACKD abstract (the paper body was not
+    available). **CDL**, per mapped layer pair k: pooled hidden states are
+    projected by per-layer heads (`d_c` wide) and L2-normalised, `z_S,i` and
+    `z_T,i`; the positive of example i is the teacher vector of i, the
+    negatives are the teacher vectors of the other real examples of the global
+    batch (gathered across replicas), plus optionally K rows of a per-layer
+    memory bank of teacher vectors:
+    `ℓ_i^k = −log softmax_j(⟨z_S,i, z_T,j⟩/τ)[j=i]`, `ℓ_i = mean_k ℓ_i^k`.
+    **SAR**: `d_i = 1 − p_i` with `p_i` the softmax probability of i's own
+    positive (averaged over the layer pairs, weighted by the pair weights),
+    `w_i = B·softmax(d/τ_w)_i` over the batch's real examples (mean 1,
+    stop-gradient), `L = (1/B)·Σ_i w_i·ℓ_i`. With `sar=False`, `w_i = 1` and
+    the loss is plain CDL. Per-pair terms are summed with the algorithm's
+    pair weights (each divided by the number of pairs).
+
+    tfkd's own choices (not from the paper): τ=0.07, `d_c`=128, masked-mean
+    pooling, one projection head per layer and model, `p_i` averaged over
+    layers, B = the real examples of this replica's batch, bank negatives
+    drawn uniformly (with replacement) from all other training examples.
+
+    Args:
+        context: the `DistillContext`.
+        temperature: τ of the contrastive softmax (default 0.07, tfkd's choice).
+        weight_temperature: τ_w of the SAR softmax (default 1.0).
+        sar: apply sample adaptive reweighting (default True).
+        projection_dim: `d_c` (default 128).
+        pooling: "mean" (default, masked mean over real tokens) or "cls".
+        bank_negatives: K extra negatives per example from a memory bank
+            (default 0: in-batch negatives only). The banks are filled by
+            `prepare` and updated with momentum after scoring.
+        momentum: μ of the bank update (default 0.5).
+        seed: seed of the bank-negative sampler and the random bank rows.
+
+    Example:
+    ```python
+    ackd = tfkd.LOSSES.get("ackd")(context, sar=True, weight_temperature=1.0)
+    value = ackd(teacher_outputs, student_outputs, batch, training=True)
+    ```
+    """
+
+    teacher_needs = ("hidden_states",)
+    student_needs = ("hidden_states",)
+
+    def __init__(
+        self,
+        context: DistillContext,
+        temperature: float = 0.07,
+        weight_temperature: float = 1.0,
+        sar: bool = True,
+        projection_dim: int = 128,
+        pooling: str = "mean",
+        bank_negatives: int = 0,
+        momentum: float = 0.5,
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        super().__init__(context, **kwargs)
+        check_choice("ackd", "pooling", pooling, ("mean", "cls"))
+        if bank_negatives > 0 and context.num_train_examples < 2:
+            raise TfkdError(
+                f"loss 'ackd': bank_negatives={bank_negatives} needs a memory bank with one row per "
+                f"training example, but num_train_examples={context.num_train_examples}. "
+                "Fix: set it in the DistillContext or use bank_negatives=0."
+            )
+
+        # === Config ===
+        self.temperature = float(temperature)
+        self.weight_temperature = float(weight_temperature)
+        self.sar = bool(sar)
+        self.projection_dim = int(projection_dim)
+        self.pooling = pooling
+        self.bank_negatives = int(bank_negatives)
+        self.momentum = float(momentum)
+        self.seed = seed
+
+        # === Layers and state ===
+        num_pairs = len(context.layer_map)
+        self.student_heads: List[keras.layers.Dense] = [
+            dense(context.student.hidden_dim, self.projection_dim, f"student_head_{k}") for k in range(num_pairs)
+        ]
+        self.teacher_heads: List[keras.layers.Dense] = [
+            dense(context.teacher.hidden_dim, self.projection_dim, f"teacher_head_{k}") for k in range(num_pairs)
+        ]
+        self.banks: List[MemoryBank] = []
+        if self.bank_negatives:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+            self.banks = [
+                MemoryBank(
+                    context.num_train_examples,
+                    self.projection_dim,
+                    seed=None if seed is None else seed + k,
+                    name=f"teacher_bank_{k}",
+                )
+                for k in range(num_pairs)
+            ]
+        self.built = True
+
+    def embed(self, outputs: Dict[str, Any], k: int, padding_mask: tf.Tensor, side: str) -> tf.Tensor:
+        """`[B, d_c]` projected, normalised vectors of pair k's layer; `side` is
+        "student" or "teacher"."""
+        s, t = self.context.layer_map[k]
+        layer, head = (s, self.student_heads[k]) if side == "student" else (t, self.teacher_heads[k])
+        return l2_normalize(head(pool(outputs["hidden_states"][layer], padding_mask, self.pooling)))
+
+    @property
+    def needs_preparation(self) -> bool:
+        return bool(self.banks)
+
+    def prepare(self, teacher_batches: Iterable[Tuple[Outputs, Outputs]]) -> None:
+        """Fills the per-layer teacher banks from one teacher pass over the training set."""
+        for teacher_outputs, batch in teacher_batches:
+            mask = batch["padding_mask"]
+            real = example_mask(mask) > 0
+            index = tf.boolean_mask(tf.cast(batch["index"], tf.int32), real)
+            for k, bank in enumerate(self.banks):
+                bank.assign(index, tf.boolean_mask(self.embed(teacher_outputs, k, mask, "teacher"), real))
+
+    def sar_weights(self, difficulty: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+        """`w = B·softmax(d/τ_w)` over the real examples (0 elsewhere), without gradient."""
+        logits = tf.where(valid > 0, difficulty / self.weight_temperature, NEG_LARGE)
+        weights = tf.nn.softmax(logits) * tf.reduce_sum(valid) * valid
+        return tf.stop_gradient(weights)
+
+    def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
+        require_outputs(teacher, ["hidden_states"], "teacher", "ackd")
+        require_outputs(student, ["hidden_states"], "student", "ackd")
+        mask = batch["padding_mask"]
+        valid = example_mask(mask)
+        batch_size = tf.shape(valid)[0]
+        keep = all_gather(valid)[None, :] > 0
+        own = replica_id() * batch_size + tf.range(batch_size)
+        if self.banks:
+            bank_rows = sample_uniform(
+                draw_seed(self.seed_generator), batch["index"], self.context.num_train_examples, self.bank_negatives
+            )
+
+        num_pairs = len(self.context.layer_map)
+        losses, probabilities, teacher_vectors = [], [], []
+        for k in range(num_pairs):
+            z_s = self.embed(student, k, mask, "student")
+            z_t = self.embed(teacher, k, mask, "teacher")
+            teacher_vectors.append(z_t)
+            logits = tf.matmul(z_s, all_gather(z_t), transpose_b=True) / self.temperature
+            logits = tf.where(keep, logits, NEG_LARGE)
+            positive = tf.gather(logits, own[:, None], axis=1, batch_dims=1)[:, 0]
+            if self.banks:
+                bank_logits = tf.einsum("bd,bkd->bk", z_s, self.banks[k].read(bank_rows)) / self.temperature
+                logits = tf.concat([logits, bank_logits], axis=1)
+            log_p = positive - tf.reduce_logsumexp(logits, axis=1)
+            losses.append(-log_p)
+            probabilities.append(tf.exp(log_p))
+
+        if self.sar:
+            weights = pair_weights(batch, num_pairs)
+            p = tf.reduce_sum(tf.stack(probabilities, axis=1) * weights, axis=1) / tf.maximum(
+                tf.reduce_sum(weights), 1e-12
+            )
+            sample_weights = self.sar_weights(1.0 - p, valid)
+            losses = [loss * sample_weights for loss in losses]
+        per_pair = [masked_example_mean(loss, valid) / num_pairs for loss in losses]
+        total = weighted_pair_sum(per_pair, batch)
+
+        if training:
+            for bank, z_t in zip(self.banks, teacher_vectors):
+                bank.momentum_update(batch["index"], z_t, self.momentum, valid)
+        return total
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            temperature=self.temperature,
+            weight_temperature=self.weight_temperature,
+            sar=self.sar,
+            projection_dim=self.projection_dim,
+            pooling=self.pooling,
+            bank_negatives=self.bank_negatives,
+            momentum=self.momentum,
+            seed=self.seed,
+        )
+        return config

@@ -1,0 +1,362 @@
+"""CoDIR: contrastive distillation on intermediate representations (Sun et al., EMNLP 2020).
+
+METHODS.md §4. Per example, pooled hidden states of a set of layers are
+concatenated into a summary vector, projected by a head (`f_S` for the
+student, `f_T` for the teacher) to `d_c` dimensions and L2-normalised. The
+student's vector must pick its own teacher vector out of K negatives read from
+a memory bank of teacher vectors of the whole training set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkd.errors import TfkdError
+from tfkd.losses._common import (
+    NEG_LARGE,
+    Outputs,
+    check_choice,
+    dense,
+    example_mask,
+    l2_normalize,
+    masked_example_mean,
+    pool,
+)
+from tfkd.losses._distribute import all_gather, all_reduce_sum, replica_id
+from tfkd.losses._memory import MemoryBank, draw_seed, label_pools, sample_from_pools, sample_uniform
+from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs
+
+# The official CRD code adds this inside the NCE denominators.
+_NCE_EPS = 1e-7
+
+
+def _layer_list(spec: Union[str, Sequence[int]], num_layers: int) -> List[int]:
+    if isinstance(spec, str):
+        try:
+            layers = [int(x) for x in spec.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise TfkdError(
+                f"loss 'codir': teacher_layers='{spec}' is not a comma-separated list of integers. "
+                "Fix: e.g. teacher_layers='1,3,5'."
+            ) from None
+    else:
+        layers = [int(x) for x in spec]
+    if not layers or any(not 0 <= layer <= num_layers for layer in layers):
+        raise TfkdError(
+            f"loss 'codir': teacher_layers={layers} must be a non-empty list of teacher layers in "
+            f"0..{num_layers} (0 = embeddings). Fix: e.g. teacher_layers='1,3,5'."
+        )
+    return layers
+
+
+@register_loss("codir")
+class CoDIRLoss(DistillationLoss):
+    """CoDIR's contrastive loss between student and teacher summary vectors.
+
+    **Objective** "infonce" (default):
+    `ℓ_i = −log(e^{s⁺/τ} / (e^{s⁺/τ} + Σ_k e^{s_k/τ}))` with `s⁺ = ⟨z_S,i, z_T,i⟩`
+    (the fresh teacher vector of the same example) and `s_k = ⟨z_S,i, M_T[neg_k]⟩`.
+    "nce": the official code's CRD form: column 0 of the scored rows is the
+    example's own bank row (the positive is read from the bank), noise
+    probability `1/N`, normaliser `Z = mean(e^{s/τ})·N` fixed on the first
+    training batch (a non-trainable variable), and two symmetric terms (student
+    anchor against the teacher bank, teacher anchor against a student bank),
+    averaged as the code does.
+
+    **Memory bank**: non-trainable `[N, d_c]` rows, read before and updated after
+    scoring with `M[i] ← normalize(μ·M[i] + (1−μ)·z_i)`, only for the batch's
+    rows and only when `training=True`. Initialised by `prepare` (one teacher
+    pass over the training set) unless `bank_init="random"`.
+
+    **Negatives** (K per example, drawn with replacement inside the compiled
+    step): "label_aware": uniform over training examples with a different label
+    (the fine-tuning default); "uniform": uniform over the whole bank except the
+    example itself (the default for regression and when no training labels are
+    known, e.g. pre-training); "in_batch": the fresh teacher vectors of the
+    other examples of the global batch (no bank; InfoNCE only; K is ignored).
+
+    The distiller adds this term as `λ·L_codir` to `(1−β)·CE + β·KD`. The loss
+    is a batch mean; the official code sums CE and KD over the batch, keeps the
+    CRD term a batch mean and divides the gradient by B, so its λ corresponds to
+    λ/B here.
+
+    Where tfkd deviates from the official code (intersun/CoDIR), each as a
+    default or an option:
+    - Layers: tfkd pools the mapped layers (`layers="mapped"`); the code uses all
+      student layer outputs and teacher layers 1,3,…,11: `layers="all"` plus
+      `teacher_layers="1,3,5,7,9,11"` (or `"1,3,5"` for a 6→3 pair) reproduces it.
+    - Pooling: tfkd averages the real tokens (the paper); the code takes [CLS]
+      (`pooling="cls"`).
+    - The teacher runs with dropout off (`training=False`); the code runs it in
+      training mode inside the criterion.
+    - Banks, heads and `exp(s/τ)` stay float32; the code's runs used float16.
+    - Negatives are drawn with replacement (the code draws without replacement
+      unless K exceeds the smallest pool); with K ≪ N the difference is rare
+      duplicates.
+    - Regression uses uniform negatives: tfkd's own choice, since the code has
+      no regression path.
+    - Banks and the NCE normaliser are kept identical across replicas (the
+      code runs on one GPU and synchronises nothing).
+    - The code's option parser defaults are T=1, KD weight 1 and λ=0.
+
+    Args:
+        context: the `DistillContext` (layer map, widths, `num_train_examples`
+            for the bank size, `train_labels` for label-aware negatives).
+        temperature: τ (default 0.07).
+        num_negatives: K per example (default 100).
+        projection_dim: `d_c`, the width of the projection heads (default 128).
+        momentum: μ of the bank update (default 0.5).
+        pooling: "mean" (default, masked mean over real tokens) or "cls".
+        layers: "mapped" (default: the layer map's layers) or "all"
+            (transformer layers 1..L of each model, no embeddings).
+        teacher_layers: an explicit teacher layer list (e.g. `"1,3,5"` or
+            `[1, 3, 5]`) overriding `layers` on the teacher side; None or ""
+            for none.
+        negatives: "auto" (default: "label_aware" for classification with
+            known training labels, else "uniform"), "label_aware", "uniform"
+            or "in_batch".
+        objective: "infonce" (default) or "nce".
+        bank_init: "teacher" (default: filled by `prepare`) or "random".
+        seed: seed of the negative sampler and the random bank rows.
+
+    Example:
+    ```python
+    codir = tfkd.LOSSES.get("codir")(context, num_negatives=100, temperature=0.07)
+    codir.prepare(teacher_batches)  # (teacher_outputs, batch) over the training set
+    value = codir(teacher_outputs, student_outputs, batch, training=True)
+    ```
+    """
+
+    teacher_needs = ("hidden_states",)
+    student_needs = ("hidden_states",)
+
+    def __init__(
+        self,
+        context: DistillContext,
+        temperature: float = 0.07,
+        num_negatives: int = 100,
+        projection_dim: int = 128,
+        momentum: float = 0.5,
+        pooling: str = "mean",
+        layers: str = "mapped",
+        teacher_layers: Optional[Union[str, Sequence[int]]] = None,
+        negatives: str = "auto",
+        objective: str = "infonce",
+        bank_init: str = "teacher",
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        super().__init__(context, **kwargs)
+        check_choice("codir", "pooling", pooling, ("mean", "cls"))
+        check_choice("codir", "layers", layers, ("mapped", "all"))
+        check_choice("codir", "negatives", negatives, ("auto", "label_aware", "uniform", "in_batch"))
+        check_choice("codir", "objective", objective, ("infonce", "nce"))
+        check_choice("codir", "bank_init", bank_init, ("teacher", "random"))
+        if negatives == "auto":
+            label_aware = not context.is_regression and context.train_labels is not None
+            negatives = "label_aware" if label_aware else "uniform"
+        if negatives == "label_aware" and (context.is_regression or context.train_labels is None):
+            raise TfkdError(
+                "loss 'codir': label-aware negatives need a classification task with known training "
+                "labels. Fix: use negatives='uniform' (regression, pre-training) or 'in_batch'."
+            )
+        if negatives == "in_batch" and objective == "nce":
+            raise TfkdError(
+                "loss 'codir': the 'nce' objective scores bank rows and cannot use in-batch negatives. "
+                "Fix: use objective='infonce' with negatives='in_batch'."
+            )
+        self.uses_bank = negatives != "in_batch"
+        if self.uses_bank and context.num_train_examples < 2:
+            raise TfkdError(
+                f"loss 'codir' needs a memory bank with one row per training example, but "
+                f"num_train_examples={context.num_train_examples}. Fix: set it in the DistillContext."
+            )
+
+        # === Config ===
+        self.temperature = float(temperature)
+        self.num_negatives = int(num_negatives)
+        self.projection_dim = int(projection_dim)
+        self.momentum = float(momentum)
+        self.pooling = pooling
+        self.layer_set = layers
+        # An empty flag value means "not given", like None.
+        self.teacher_layers = (
+            _layer_list(teacher_layers, context.teacher.num_layers) if teacher_layers not in (None, "") else None
+        )
+        self.negatives = negatives
+        self.objective = objective
+        self.bank_init = bank_init
+        self.seed = seed
+        if layers == "all":
+            self.student_layer_ids = list(range(1, context.student.num_layers + 1))
+            teacher_ids = list(range(1, context.teacher.num_layers + 1))
+        else:
+            self.student_layer_ids = [s for s, _ in context.layer_map]
+            teacher_ids = [t for _, t in context.layer_map]
+        self.teacher_layer_ids = self.teacher_layers or teacher_ids
+
+        # === Layers and state ===
+        self.student_head = dense(
+            len(self.student_layer_ids) * context.student.hidden_dim, self.projection_dim, "student_head"
+        )
+        self.teacher_head = dense(
+            len(self.teacher_layer_ids) * context.teacher.hidden_dim, self.projection_dim, "teacher_head"
+        )
+        num_rows = context.num_train_examples
+        if self.uses_bank:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+            self.teacher_bank = MemoryBank(num_rows, self.projection_dim, seed=seed, name="teacher_bank")
+        if objective == "nce":
+            self.student_bank = MemoryBank(
+                num_rows, self.projection_dim, seed=None if seed is None else seed + 1, name="student_bank"
+            )
+            # Z of the student-anchor and teacher-anchor terms; -1 = not set yet.
+            self.normalizers = self.add_weight(
+                shape=(2,),
+                initializer=keras.initializers.Constant(-1.0),
+                trainable=False,
+                aggregation="only_first_replica",
+                name="nce_normalizers",
+            )
+        if negatives == "label_aware":
+            self._train_labels = tf.constant(np.asarray(context.train_labels).astype(np.int32).reshape(-1))
+            self._pools, self._pool_sizes = label_pools(context.train_labels, context.num_classes, "codir")
+        self.built = True
+
+    # --- summary vectors ------------------------------------------------------------------
+
+    def _summary(self, outputs: Dict[str, Any], layer_ids: Sequence[int], padding_mask: tf.Tensor) -> tf.Tensor:
+        return tf.concat([pool(outputs["hidden_states"][l], padding_mask, self.pooling) for l in layer_ids], axis=-1)
+
+    def embed_student(self, student: Dict[str, Any], padding_mask: tf.Tensor) -> tf.Tensor:
+        """`z_S` `[B, d_c]`: the student's projected, normalised summary vectors."""
+        return l2_normalize(self.student_head(self._summary(student, self.student_layer_ids, padding_mask)))
+
+    def embed_teacher(self, teacher: Dict[str, Any], padding_mask: tf.Tensor) -> tf.Tensor:
+        """`z_T` `[B, d_c]`: the teacher's projected, normalised summary vectors."""
+        return l2_normalize(self.teacher_head(self._summary(teacher, self.teacher_layer_ids, padding_mask)))
+
+    # --- memory bank ------------------------------------------------------------------------
+
+    @property
+    def needs_preparation(self) -> bool:
+        return self.uses_bank and self.bank_init == "teacher"
+
+    def prepare(self, teacher_batches: Iterable[Tuple[Outputs, Outputs]]) -> None:
+        """Fills the teacher bank from one teacher pass over the training set."""
+        if not self.needs_preparation:
+            return
+        for teacher_outputs, batch in teacher_batches:
+            mask = batch["padding_mask"]
+            real = example_mask(mask) > 0
+            z_t = self.embed_teacher(teacher_outputs, mask)
+            self.teacher_bank.assign(
+                tf.boolean_mask(tf.cast(batch["index"], tf.int32), real), tf.boolean_mask(z_t, real)
+            )
+
+    def sample_negatives(self, index: tf.Tensor) -> tf.Tensor:
+        """`[B, K]` bank rows to contrast each example with."""
+        seed = draw_seed(self.seed_generator)
+        index = tf.cast(index, tf.int32)
+        if self.negatives == "label_aware":
+            classes = tf.gather(self._train_labels, index)
+            return sample_from_pools(seed, self._pools, self._pool_sizes, classes, self.num_negatives)
+        return sample_uniform(seed, index, self.context.num_train_examples, self.num_negatives)
+
+    # --- objectives -------------------------------------------------------------------------
+
+    def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
+        require_outputs(teacher, ["hidden_states"], "teacher", "codir")
+        require_outputs(student, ["hidden_states"], "student", "codir")
+        mask = batch["padding_mask"]
+        valid = example_mask(mask)
+        z_s = self.embed_student(student, mask)
+        z_t = self.embed_teacher(teacher, mask)
+        if self.objective == "nce":
+            loss = self._nce(z_s, z_t, batch["index"], valid, training)
+        else:
+            loss = self._infonce(z_s, z_t, batch, valid)
+        # Program order puts these writes after every bank read above, in
+        # graphs and under XLA alike.
+        if training and self.uses_bank:
+            self.teacher_bank.momentum_update(batch["index"], z_t, self.momentum, valid)
+            if self.objective == "nce":
+                self.student_bank.momentum_update(batch["index"], z_s, self.momentum, valid)
+        return loss
+
+    def _infonce(self, z_s: tf.Tensor, z_t: tf.Tensor, batch: Outputs, valid: tf.Tensor) -> tf.Tensor:
+        positive = tf.reduce_sum(z_s * z_t, axis=-1) / self.temperature
+        if self.negatives == "in_batch":
+            z_all = all_gather(z_t)
+            valid_all = all_gather(valid)
+            scores = tf.matmul(z_s, z_all, transpose_b=True) / self.temperature
+            own = replica_id() * tf.shape(z_s)[0] + tf.range(tf.shape(z_s)[0])
+            keep = tf.logical_and(
+                tf.range(tf.shape(z_all)[0])[None, :] != own[:, None], valid_all[None, :] > 0
+            )
+            negative = tf.where(keep, scores, NEG_LARGE)
+        else:
+            rows = self.teacher_bank.read(self.sample_negatives(batch["index"]))
+            negative = tf.einsum("bd,bkd->bk", z_s, rows) / self.temperature
+        logits = tf.concat([positive[:, None], negative], axis=1)
+        return masked_example_mean(tf.reduce_logsumexp(logits, axis=1) - positive, valid)
+
+    def _nce(self, z_s: tf.Tensor, z_t: tf.Tensor, index: tf.Tensor, valid: tf.Tensor, training: bool) -> tf.Tensor:
+        index = tf.cast(index, tf.int32)
+        rows = tf.concat([index[:, None], self.sample_negatives(index)], axis=1)
+        s_student = tf.einsum("bd,bkd->bk", z_s, self.teacher_bank.read(rows)) / self.temperature
+        s_teacher = tf.einsum("bd,bkd->bk", z_t, self.student_bank.read(rows)) / self.temperature
+        log_z = tf.math.log(self._normalizers(s_student, s_teacher, valid, training))
+        return 0.5 * (self._nce_term(s_student - log_z[0], valid) + self._nce_term(s_teacher - log_z[1], valid))
+
+    def _normalizers(self, s_student: tf.Tensor, s_teacher: tf.Tensor, valid: tf.Tensor, training: bool) -> tf.Tensor:
+        """`Z = mean(e^{s/τ})·N` over the first training batch (global batch under
+        tf.distribute), then fixed; gradients do not flow through it."""
+        real = valid[:, None]
+        totals = all_reduce_sum(
+            tf.stack(
+                [
+                    tf.reduce_sum(tf.exp(s_student) * real),
+                    tf.reduce_sum(tf.exp(s_teacher) * real),
+                    tf.reduce_sum(valid) * tf.cast(tf.shape(s_student)[1], tf.float32),
+                ]
+            )
+        )
+        fresh = tf.stop_gradient(totals[:2] / tf.maximum(totals[2], 1.0) * float(self.context.num_train_examples))
+        current = tf.convert_to_tensor(self.normalizers)
+        z = tf.where(current < 0, fresh, current)
+        if training:
+            self.normalizers.assign(z)
+        return z
+
+    def _nce_term(self, log_p: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+        """CRD's `−(log D1 + Σ_k log D0)` per example, batch mean, in the log domain:
+        `D1 = P⁺/(P⁺ + K/N + ε)`, `D0 = (K/N)/(P_k + K/N + ε)`."""
+        noise = self.num_negatives / float(self.context.num_train_examples)
+        log_c = np.log(noise + _NCE_EPS)
+        # log(P + c) = log c + softplus(log P − log c), exact without forming P.
+        log_denominator = log_c + tf.math.softplus(log_p - log_c)
+        log_d1 = log_p[:, 0] - log_denominator[:, 0]
+        log_d0 = np.log(noise) - log_denominator[:, 1:]
+        return masked_example_mean(-(log_d1 + tf.reduce_sum(log_d0, axis=1)), valid)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            temperature=self.temperature,
+            num_negatives=self.num_negatives,
+            projection_dim=self.projection_dim,
+            momentum=self.momentum,
+            pooling=self.pooling,
+            layers=self.layer_set,
+            teacher_layers=self.teacher_layers,
+            negatives=self.negatives,
+            objective=self.objective,
+            bank_init=self.bank_init,
+            seed=self.seed,
+        )
+        return config

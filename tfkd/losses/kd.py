@@ -1,0 +1,83 @@
+"""Output losses: cross-entropy with the label (`ce`) and Hinton's KD (`kd`).
+
+METHODS.md §1. The distiller combines them as `(1−β)·CE + β·KD`; the weights
+live in the distiller, not in these losses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import tensorflow as tf
+
+from tfkd.losses._common import Outputs
+from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs, to_float32
+
+
+@register_loss("ce")
+class CrossEntropyLoss(DistillationLoss):
+    """Cross-entropy of the student's logits with the label; MSE for regression.
+
+    Reads no teacher output, so it also serves as the dev-set loss.
+
+    Args:
+        context: the `DistillContext` (`is_regression` picks MSE).
+
+    Example:
+    ```python
+    ce = tfkd.LOSSES.get("ce")(context)
+    value = ce({}, {"logits": logits}, {"labels": labels})
+    ```
+    """
+
+    student_needs = ("logits",)
+
+    def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
+        require_outputs(student, ["logits"], "student", "ce")
+        logits = to_float32(student["logits"])
+        if self.context.is_regression:
+            return tf.reduce_mean(tf.square(logits[:, 0] - to_float32(batch["labels"])))
+        labels = tf.cast(batch["labels"], tf.int32)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+@register_loss("kd")
+class KDLoss(DistillationLoss):
+    """Hinton's soft-label loss `T² · KL(softmax(z_T/T) ‖ softmax(z_S/T))`, batch mean.
+
+    For regression it is `MSE(z_S, z_T)` (no temperature).
+
+    Args:
+        context: the `DistillContext`.
+        temperature: `T` (default 2.0, where CoDIR's KD sweep starts).
+
+    Example:
+    ```python
+    kd = tfkd.LOSSES.get("kd")(context, temperature=2.0)
+    value = kd({"logits": teacher_logits}, {"logits": student_logits}, batch)
+    ```
+    """
+
+    teacher_needs = ("logits",)
+    student_needs = ("logits",)
+
+    def __init__(self, context: DistillContext, temperature: float = 2.0, **kwargs):
+        super().__init__(context, **kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
+        require_outputs(teacher, ["logits"], "teacher", "kd")
+        require_outputs(student, ["logits"], "student", "kd")
+        z_t = to_float32(teacher["logits"])
+        z_s = to_float32(student["logits"])
+        if self.context.is_regression:
+            return tf.reduce_mean(tf.square(z_s - z_t))
+        log_p_t = tf.nn.log_softmax(z_t / self.temperature, axis=-1)
+        log_p_s = tf.nn.log_softmax(z_s / self.temperature, axis=-1)
+        kl = tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+        return self.temperature**2 * tf.reduce_mean(kl)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["temperature"] = self.temperature
+        return config
