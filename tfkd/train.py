@@ -100,7 +100,8 @@ def _log(message: str) -> None:
 
 
 def _count_params(model: keras.Model) -> int:
-    return int(sum(np.prod(v.shape) for v in model.weights if v.trainable))
+    """All weights (a frozen teacher's count too), excluding dropout seed states."""
+    return int(sum(np.prod(v.shape) for v in model.weights if "seed_generator" not in v.path))
 
 
 def load_data(task: GlueTask, tokenizer, max_train_examples: Optional[int]) -> Tuple[TokenizedSplit, TokenizedSplit]:
@@ -262,7 +263,10 @@ def make_student(teacher: LoadedModel, num_classes: int, output_attentions: bool
         source = load_teacher(teacher.metadata.base, num_classes, FLAGS.workdir).model
     else:
         source, _, _ = load_model_dir(FLAGS.student_init)
-        if source.num_layers == student.num_layers and not layers_from:
+        if source.num_layers == student.num_layers:
+            # A student-sized source (e.g. a CoDIR pre-training output) is copied layer for layer.
+            if layers_from and layers_from != list(range(1, student.num_layers + 1)):
+                _log(f"--student_init={FLAGS.student_init} has the student's {student.num_layers} layers: copying them 1:1, ignoring --student_layers_from")
             layers_from = list(range(1, student.num_layers + 1))
     initialize_from(student, source, layers_from)
     return student

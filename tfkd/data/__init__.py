@@ -19,11 +19,15 @@ from tfkd.data.pipeline import (
     steps_per_epoch,
     tokenize,
 )
+from tfkd.data.pretrain import MaskingConfig, load_pretraining_texts, mask_batches
 from tfkd.data.synthetic import make_synthetic
 from tfkd.data.tasks import TASKS, GlueTask, get_task
 from tfkd.data.tokenizer import make_tokenizer, vocab_checksum
 
 __all__ = [
+    "mask_batches",
+    "load_pretraining_texts",
+    "MaskingConfig",
     "Examples",
     "GlueTask",
     "TASKS",

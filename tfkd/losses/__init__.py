@@ -4,7 +4,7 @@ Importing this package registers every built-in loss:
 `ce`, `kd` (output losses), `pkd` (PKD-style L2 baseline), `attention_kl`,
 `cls_cosine` (Aguilar et al.), `codir` (CoDIR), `ackd` (ACKD, reconstructed
 from its abstract) and `ckd_wr_pair`, `ckd_wr_angle`, `ckd_ltr_pair`,
-`ckd_ltr_angle` (CKD).
+`ckd_ltr_angle` (CKD), and `mlm` (masked-LM loss of CoDIR's pre-training stage).
 """
 
 from tfkd.losses.base import (
@@ -24,6 +24,7 @@ from tfkd.losses.pkd import PKDLoss
 from tfkd.losses.internal import AttentionKLLoss, CLSCosineLoss
 from tfkd.losses.codir import CoDIRLoss
 from tfkd.losses.ackd import ACKDLoss
+from tfkd.losses.mlm import MaskedLMLoss
 from tfkd.losses.ckd import CKDLayerAngleLoss, CKDLayerPairLoss, CKDWordAngleLoss, CKDWordPairLoss
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "DistillContext",
     "DistillationLoss",
     "KDLoss",
+    "MaskedLMLoss",
     "ModelSpec",
     "PKDLoss",
     "masked_mean",
