@@ -1,0 +1,52 @@
+"""Clear errors for workdirs that hold no trained student, and the command line around them."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfkd.errors import TfkdError
+from tfkd.export import ExportOptions, export, load_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_missing_workdir(tmp_path):
+    with pytest.raises(TfkdError, match="does not exist"):
+        load_run(str(tmp_path / "nope"))
+
+
+def test_workdir_without_trained_student(tmp_path):
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(TfkdError, match=r"holds no trained student .*Fix: train one first"):
+        load_run(str(tmp_path))
+
+
+def test_student_without_results_json(tmp_path, tiny_runs):
+    import shutil
+
+    shutil.copytree(os.path.join(tiny_runs.sst2, "model"), tmp_path / "model")
+    with pytest.raises(TfkdError, match="no results.json: the run has not finished"):
+        load_run(str(tmp_path))
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(TfkdError, match="not valid JSON"):
+        load_run(str(tmp_path))
+
+
+def test_bad_options(tiny_runs, tmp_path):
+    with pytest.raises(TfkdError, match="unknown variant\\(s\\) int4"):
+        export(ExportOptions(tiny_runs.sst2, str(tmp_path), quantize=["int4"]))
+    with pytest.raises(TfkdError, match="--tflite_seq_length=99"):
+        export(ExportOptions(tiny_runs.sst2, str(tmp_path), quantize=["float32"], text_tflite=False,
+                             tflite_seq_length=99), log=lambda m: None)
+
+
+def test_command_line_prints_one_error_line_and_exits_2(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "tfkd.export", f"--workdir={tmp_path}", f"--export_dir={tmp_path / 'out'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 2
+    assert "tfkd: error: " in process.stderr and "holds no trained student" in process.stderr
+    assert "Traceback" not in process.stderr
