@@ -67,3 +67,11 @@ def test_required_ops_are_core_tensorflow_plus_four_tensorflow_text_ops(sst2_exp
     # FastBertNormalize, missing from some TF Serving images, is not needed.
     assert "FastBertNormalize" not in ops["custom"]
     assert sst2_export.export_metadata["serving"]["required_ops"] == ops
+
+
+def test_weights_are_stored_once(sst2_export):
+    import os
+
+    data = os.path.join(sst2_export.saved_model_dir, "variables", "variables.data-00000-of-00001")
+    weight_bytes = 4 * sst2_export.model.count_params()
+    assert weight_bytes <= os.path.getsize(data) < 1.2 * weight_bytes  # Keras' ExportArchive alone writes 2x

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tfkd.errors import TfkdError
 from tfkd.export.graph import logits_function
-from tfkd.export.saved_model import ID_INPUTS
+from tfkd.export.saved_model import ID_INPUTS, write_archive
 from tfkd.export.text import lite_preprocessor
 from tfkd.models.bert import BertModel
 
@@ -81,7 +81,7 @@ def convert_ids_models(
     )
     flatbuffers = {}
     with tempfile.TemporaryDirectory() as folder:
-        archive.write_out(folder, verbose=False)
+        write_archive(archive, folder)
         for variant in variants:
             converter = _converter(folder)
             # Builtins only: conversion fails instead of falling back to Flex ops.
@@ -127,7 +127,7 @@ def convert_text_model(
         SIGNATURE, predict, input_signature=[tf.TensorSpec([1], tf.string, name=field) for field in text_fields]
     )
     with tempfile.TemporaryDirectory() as folder:
-        archive.write_out(folder, verbose=False)
+        write_archive(archive, folder)
         converter = _converter(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.allow_custom_ops = True
