@@ -10,3 +10,18 @@ class TfkdError(Exception):
     Example:
     >>> raise TfkdError("unknown task 'sst'. Fix: use one of cola, sst2, ...")
     """
+
+
+# EX_TEMPFAIL from sysexits.h: "try again later", what a scheduler should do
+# with a preempted job.
+EXIT_PREEMPTED = 75
+
+
+class TrainingPreempted(Exception):
+    """Training stopped on SIGTERM after saving a checkpoint; re-running the same command resumes.
+
+    The CLI prints the message and exits with `EXIT_PREEMPTED` (75).
+
+    Example:
+    >>> raise TrainingPreempted("saved checkpoint ckpt-120 at step 120")
+    """

@@ -64,7 +64,7 @@ import tfkd  # noqa: F401  (selects the TensorFlow backend before keras is impor
 import keras
 import numpy as np
 
-from tfkd.callbacks import EpochCheckpoint, Throughput, write_json
+from tfkd.callbacks import Throughput, TrainingCheckpoint, write_json
 from tfkd.data import make_tokenizer
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.pretrain import MaskingConfig, load_pretraining_texts, mask_batches
@@ -83,6 +83,7 @@ from tfkd.models import (
     save_model_dir,
 )
 from tfkd.models.sources import source_kind
+from tfkd.precision import PRECISIONS, set_precision
 from tfkd.strategy import STRATEGIES, configure_cpu_replicas, make_strategy
 
 FLAGS = flags.FLAGS
@@ -137,7 +138,7 @@ flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on biases and 
 flags.DEFINE_float("clipnorm", 1.0, "Global gradient-norm clip (0: off).")
 flags.DEFINE_integer("seed", 1, "Random seed (data order, masks, initialisation, negatives).")
 flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA.")
-flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Dtype policy (losses stay float32).")
+flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS), "float32, bfloat16 or float16 (see tfkd.train).")
 flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy (auto: mirrored when >1 GPU).")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (multi-replica runs on CPU).")
@@ -257,9 +258,11 @@ def pretrain(workdir: str) -> Dict:
         optimizer=make_optimizer(FLAGS.learning_rate, total_steps, FLAGS.warmup_ratio, FLAGS.weight_decay, FLAGS.clipnorm),
         jit_compile=FLAGS.jit_compile,
     )
-    checkpoint = EpochCheckpoint(os.path.join(workdir, "checkpoints"), distiller)
+    # Epoch-end checkpoints only: masks follow the order of the batches from where
+    # iteration starts (see mask_batches), so a mid-epoch position would not replay.
+    checkpoint = TrainingCheckpoint(os.path.join(workdir, "checkpoints"), distiller, steps)
     distiller.build_for_restore()
-    start_epoch = checkpoint.restore()
+    start_epoch = checkpoint.restore() // steps
     if start_epoch >= FLAGS.epochs and os.path.exists(results_path):
         _log(f"already trained for {FLAGS.epochs} epochs; the model is in {model_dir}")
         with open(results_path, encoding="utf-8") as f:
@@ -278,7 +281,7 @@ def pretrain(workdir: str) -> Dict:
         masking,
         seed=FLAGS.seed,
     )
-    throughput = Throughput(steps * FLAGS.batch_size)
+    throughput = Throughput(FLAGS.batch_size)
     callbacks = [
         throughput,
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=FLAGS.tensorboard_update_freq),
@@ -338,7 +341,7 @@ def main(argv) -> None:
         raise TfkdError("--workdir is required. Fix: pass --workdir=<output directory>.")
     configure_cpu_replicas(FLAGS.cpu_replicas)
     keras.utils.set_random_seed(FLAGS.seed)
-    keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    set_precision(FLAGS.mixed_precision)
     os.makedirs(FLAGS.workdir, exist_ok=True)
     with make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas).scope():
         results = pretrain(FLAGS.workdir)

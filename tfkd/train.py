@@ -6,8 +6,15 @@ Examples:
     python -m tfkd.train --flagfile=configs/codir.flags --glue_dir=../shared/glue
 
 Every run writes into `--workdir`: `model/` (the best-dev model, a tfkd model
-directory), `checkpoints/` (one per epoch; a re-run resumes from the latest),
-`logs/` (TensorBoard) and `results.json`.
+directory), `checkpoints/`, `logs/` (TensorBoard), `dev_history.json` and
+`results.json`.
+
+Fault tolerance: checkpoints (every `--checkpoint_every_steps` steps and at
+every epoch end) hold the whole training state, and re-running the same
+command resumes at the exact step. SIGTERM saves a checkpoint at the next step
+boundary and exits with status 75 (`EXIT_PREEMPTED`); a non-finite loss stops
+training with status 2, naming the term and the step, and keeps the last good
+checkpoint.
 """
 
 from __future__ import annotations
@@ -27,14 +34,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd import methods
-from tfkd.callbacks import DevEvaluation, EpochCheckpoint, Throughput, write_json
+from tfkd.callbacks import DevEvaluation, PreemptionSignal, Throughput, TrainingCheckpoint, write_json
 from tfkd.data import load_split, make_tokenizer
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.tasks import GlueTask, get_task
 from tfkd.distill import Distiller, StagePlan, StageScheduler, build_stages, make_optimizer
-from tfkd.errors import TfkdError
+from tfkd.errors import EXIT_PREEMPTED, TfkdError, TrainingPreempted
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
+from tfkd.precision import PRECISIONS, set_precision
 from tfkd.strategy import STRATEGIES, configure_cpu_replicas, make_strategy
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import (
@@ -86,11 +94,13 @@ flags.DEFINE_float("clipnorm", 1.0, "Global gradient-norm clip (0: off).")
 flags.DEFINE_integer("seed", 1, "Random seed (data order, initialisation, dropout).")
 flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA (one compile per padded length).")
 flags.DEFINE_bool("eval_jit_compile", False, "Also compile dev evaluation with XLA (pays off only for large dev sets: each padded length costs a compile).")
-flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Dtype policy (losses stay float32).")
+flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS), "float32, bfloat16 or float16 (16-bit compute, float32 weights and losses; float16 adds dynamic loss scaling). mixed_bfloat16/mixed_float16 are aliases.")
 flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy (auto: mirrored when >1 GPU).")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (tests multi-replica training on CPU).")
 flags.DEFINE_integer("tensorboard_update_freq", 50, "Write per-step TensorBoard scalars every N steps.")
+flags.DEFINE_integer("checkpoint_every_steps", 500, "Also checkpoint every N steps within an epoch (0: at epoch ends only); a re-run resumes at the exact step.")
+flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops (tf.config.experimental.enable_op_determinism): bit-identical reruns, slower on GPU.")
 
 methods.define_flags()
 
@@ -155,10 +165,11 @@ def train_model(
         optimizer=make_optimizer(learning_rate, total_steps, FLAGS.warmup_ratio, FLAGS.weight_decay, FLAGS.clipnorm),
         jit_compile=FLAGS.jit_compile,
     )
-    checkpoint = EpochCheckpoint(os.path.join(workdir, "checkpoints"), distiller)
+    checkpoint = TrainingCheckpoint(os.path.join(workdir, "checkpoints"), distiller, steps, every_steps=FLAGS.checkpoint_every_steps)
     distiller.build_for_restore()
-    start_epoch = checkpoint.restore()
-    if start_epoch == 0:
+    start_step = checkpoint.restore()
+    start_epoch = start_step // steps
+    if start_step == 0:
         distiller.prepare_losses(make_dataset(train, FLAGS.eval_batch_size, shuffle=False, seed=FLAGS.seed), steps_per_epoch(train, FLAGS.eval_batch_size))
 
     evaluator = Evaluator(task, dev, FLAGS.eval_batch_size, jit_compile=FLAGS.eval_jit_compile)
@@ -168,22 +179,25 @@ def train_model(
         metadata.extra.update(best_epoch=epoch, dev_metrics=metrics)
         save_model_dir(model_dir, student, vocab_path, metadata)
 
-    dev_eval = DevEvaluation(evaluator, lambda: student, save_best)
-    throughput = Throughput(steps * FLAGS.batch_size)
+    dev_eval = DevEvaluation(evaluator, lambda: student, save_best, os.path.join(workdir, "dev_history.json"))
+    dev_eval.restore(start_epoch)
+    throughput = Throughput(FLAGS.batch_size)
     callbacks = [
-        StageScheduler(distiller, stages, initial_step=start_epoch * steps),
+        StageScheduler(distiller, stages, initial_step=start_step),
         throughput,
         dev_eval,
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=FLAGS.tensorboard_update_freq),
         checkpoint,
     ]
-    _log(f"training {epochs} epochs x {steps} steps from epoch {start_epoch + 1}; losses: "
+    _log(f"training {epochs} epochs x {steps} steps from {checkpoint.where(start_step)}; losses: "
          + ", ".join(f"{w:g}*{n}" for n, _, w, _ in loss_specs) + f"; algorithm {algorithm}; stages: "
          + ", ".join(f"{s.name} ({s.steps} steps)" for s in stages))
-    train_ds = make_dataset(train, FLAGS.batch_size, shuffle=True, seed=FLAGS.seed, epochs=epochs, start_epoch=start_epoch, pad_to_multiple_of=FLAGS.pad_to_multiple_of)
     start = time.perf_counter()
-    if start_epoch < epochs:
-        distiller.fit(train_ds, epochs=epochs, initial_epoch=start_epoch, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1)
+    with PreemptionSignal() as preemption:
+        checkpoint.preemption = preemption
+        fit_from(distiller, train, start_step, steps, epochs, callbacks)
+        if preemption.requested and checkpoint.step < epochs * steps:  # stopped at an epoch end
+            raise TrainingPreempted(f"SIGTERM: saved checkpoint {checkpoint.manager.latest_checkpoint} at {checkpoint.where(checkpoint.step)}")
     wall = time.perf_counter() - start
     if dev_eval.best is None:  # resumed after the last epoch: score what was saved
         best_model, _, saved = load_model_dir(model_dir)
@@ -209,6 +223,31 @@ def train_model(
     }
     write_json(os.path.join(workdir, "results.json"), results)
     return results, evaluator
+
+
+def fit_from(distiller: Distiller, train: TokenizedSplit, start_step: int, steps: int, epochs: int, callbacks) -> None:
+    """Trains from global step `start_step` to the end of epoch `epochs` with Keras `fit`.
+
+    Resumed mid-epoch, a first `fit` runs the rest of that epoch (its dataset
+    starts at the next batch of the epoch's plan), so Keras still ends it with
+    the epoch's callbacks (dev evaluation, checkpoint); a second `fit` runs the
+    remaining whole epochs.
+    """
+    def fit(first_epoch: int, end_epoch: int, skip: int) -> None:
+        ds = make_dataset(train, FLAGS.batch_size, shuffle=True, seed=FLAGS.seed, epochs=end_epoch,
+                          start_epoch=first_epoch, start_step=skip, pad_to_multiple_of=FLAGS.pad_to_multiple_of)
+        distiller.fit(ds, epochs=end_epoch, initial_epoch=first_epoch, steps_per_epoch=steps - skip,
+                      callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1)
+
+    epoch, batch = divmod(start_step, steps)
+    if batch:
+        _log(f"finishing epoch {epoch + 1}: its batches {batch + 1}..{steps}")
+        fit(epoch, epoch + 1, batch)
+        epoch += 1
+        if distiller.stop_training:  # preempted at the epoch's end
+            return
+    if epoch < epochs:
+        fit(epoch, epochs, 0)
 
 
 def obtain_teacher(task: GlueTask, workdir: str) -> LoadedModel:
@@ -314,7 +353,9 @@ def main(argv) -> None:
         raise TfkdError("--workdir is required. Fix: pass --workdir=<output directory>.")
     configure_cpu_replicas(FLAGS.cpu_replicas)
     keras.utils.set_random_seed(FLAGS.seed)
-    keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    set_precision(FLAGS.mixed_precision)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
     task = get_task(FLAGS.task)
     os.makedirs(FLAGS.workdir, exist_ok=True)
     with make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas).scope():
@@ -335,12 +376,16 @@ def _run(task: GlueTask) -> Dict:
 
 
 def run() -> None:
-    """Console entry point: user errors print one clear line and exit 2, without a traceback."""
+    """Console entry point: user errors print one clear line and exit 2, without a traceback;
+    a SIGTERM-preempted run exits with `EXIT_PREEMPTED` (75) once its checkpoint is saved."""
     try:
         app.run(main)
     except TfkdError as e:
         print(f"tfkd: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except TrainingPreempted as e:
+        _log(f"preempted: {e}; exiting with status {EXIT_PREEMPTED}. Re-run the same command to resume.")
+        sys.exit(EXIT_PREEMPTED)
 
 
 if __name__ == "__main__":

@@ -232,6 +232,20 @@ def test_epochs_are_concatenated_and_resume_replays_the_epoch_plan():
     assert len(list(make_dataset(split, 8, shuffle=True, seed=1, epochs=3, start_epoch=3))) == 0
 
 
+def test_resume_mid_epoch_starts_at_the_next_batch_of_the_plan():
+    split = split_of(LENGTHS)
+    steps = steps_per_epoch(split, 8)
+    full = list(make_dataset(split, 8, shuffle=True, seed=1, epochs=3, window_batches=4))
+    resumed = list(make_dataset(split, 8, shuffle=True, seed=1, epochs=2, start_epoch=1, start_step=3,
+                                window_batches=4))
+    assert len(resumed) == steps - 3
+    for want, got in zip(full[steps + 3:2 * steps], resumed):
+        for key in want:
+            np.testing.assert_array_equal(want[key].numpy(), got[key].numpy())
+    with pytest.raises(ValueError, match=f"start_step must be in 0..{steps - 1}"):
+        make_dataset(split, 8, shuffle=True, seed=1, epochs=2, start_step=steps)
+
+
 def test_padded_length_is_capped_at_the_rounded_max_seq_length(tokenizer):
     ex = Examples(["a " * 30, "b"], None, np.zeros(2, np.int32), "t")
     split = tokenize(ex, tokenizer, max_seq_length=12)

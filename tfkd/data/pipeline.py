@@ -318,6 +318,7 @@ def make_dataset(
     seed: int,
     epochs: int = 1,
     start_epoch: int = 0,
+    start_step: int = 0,
     pad_to_multiple_of: int = 8,
     window_batches: int = 50,
 ) -> tf.data.Dataset:
@@ -332,7 +333,9 @@ def make_dataset(
 
     One dataset serves a whole `fit(ds, epochs=epochs, initial_epoch=start_epoch,
     steps_per_epoch=steps_per_epoch(split, batch_size))`, and resuming at an
-    epoch replays that epoch's plan.
+    epoch replays that epoch's plan; `start_step` skips the first batches of
+    `start_epoch` in the plan itself (no batch is gathered to be dropped), so a
+    run resumed mid-epoch sees exactly the batches it had not trained on.
 
     Args:
         split: the tokenized split.
@@ -341,6 +344,7 @@ def make_dataset(
         seed: the run's seed (training plans depend on seed and epoch).
         epochs: the epoch to stop before.
         start_epoch: the first epoch (0-based).
+        start_step: batches of `start_epoch` already trained on (resuming mid-epoch).
         pad_to_multiple_of: the padded-length granularity.
         window_batches: batches per sorting window (see `batch_plan`).
 
@@ -350,6 +354,8 @@ def make_dataset(
     TensorShape([32, 16])
     """
     steps = steps_per_epoch(split, batch_size)
+    if not 0 <= start_step < steps:
+        raise ValueError(f"start_step must be in 0..{steps - 1} (batches per epoch), got {start_step}")
     plans = [
         np.stack(batch_plan(split.lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch,
                             window_batches=window_batches))
@@ -358,6 +364,7 @@ def make_dataset(
     plan = np.concatenate(plans) if plans else np.zeros((0, batch_size), np.int64)
     real = np.arange(steps * batch_size) < (steps * batch_size if shuffle else len(split))
     weights = np.tile(real.reshape(steps, batch_size), (len(plans), 1)).astype(np.float32)
+    plan, weights = plan[start_step:], weights[start_step:]
 
     token_ids = tf.RaggedTensor.from_row_splits(split.token_ids, split.offsets, validate=False)
     segment_ids = tf.RaggedTensor.from_row_splits(split.segment_ids, split.offsets, validate=False)

@@ -12,6 +12,11 @@ switch retraces the compiled step.
 Projection heads and memory banks live in the loss layers, which belong to
 the distiller: they are trained and checkpointed with it and never exported
 with the student.
+
+Every step also records, inside the compiled step, the first step at which
+each loss term (and the total) was non-finite, with its value: reading that
+record now and then (`nonfinite_report`) finds a divergence at its exact step
+without a per-step host sync.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkd.losses._distribute import all_reduce_sum
 from tfkd.losses.base import DistillationLoss
 from tfkd.models.bert import INPUT_NAMES, BertModel
 
@@ -97,6 +103,19 @@ class Distiller(keras.Model):
         # k = transformer layer k, L_S + 1 = pooler/head. 0 freezes the group.
         self.layer_grad_scale = self.add_weight(
             shape=(student.num_layers + 2,), initializer="ones", trainable=False, name="layer_grad_scale"
+        )
+        # Steps run, and per loss term (then the total) the first step with a
+        # non-finite value (0: none yet) and that value.
+        self.steps_run = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, aggregation="only_first_replica", name="steps_run"
+        )
+        self.nonfinite_step = self.add_weight(
+            shape=(len(losses) + 1,), dtype="int64", initializer="zeros", trainable=False,
+            aggregation="only_first_replica", name="nonfinite_step",
+        )
+        self.nonfinite_value = self.add_weight(
+            shape=(len(losses) + 1,), dtype="float32", initializer="zeros", trainable=False, autocast=False,
+            aggregation="only_first_replica", name="nonfinite_value",
         )
         self.total_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = [keras.metrics.Mean(name=f"loss_{name}") for name in self.loss_names]
@@ -173,10 +192,37 @@ class Distiller(keras.Model):
             for g, group in zip(gradients, self._train_groups)
         ]
         self.optimizer.apply_gradients(zip(gradients, self._train_vars))
+        self._record_nonfinite(terms, total)
         self.total_tracker.update_state(total)
         for tracker, term in zip(self.term_trackers, terms):
             tracker.update_state(term)
         return {m.name: m.result() for m in self.metrics[:-1]}
+
+    def _record_nonfinite(self, terms: List[tf.Tensor], total: tf.Tensor) -> None:
+        step = self.steps_run.assign_add(1)
+        # The global batch's values (the mean over replicas, as logged), so every replica records the same.
+        values = all_reduce_sum(tf.stack(terms + [total])) / _replicas_in_sync()
+        first = tf.logical_and(tf.logical_not(tf.math.is_finite(values)), self.nonfinite_step == 0)
+        self.nonfinite_step.assign(tf.where(first, step, self.nonfinite_step))
+        self.nonfinite_value.assign(tf.where(first, values, self.nonfinite_value))
+
+    def nonfinite_report(self) -> Optional[Tuple[int, Dict[str, float]]]:
+        """`(step, {log name: value})` of the first step (1-based) at which a loss was non-finite, or None.
+
+        Reads two small variables (one host sync): call it at checkpoints and
+        epoch ends, not after every step.
+
+        Example:
+        >>> distiller.nonfinite_report()  # doctest: +SKIP
+        (13, {'loss_codir': nan, 'loss': nan})
+        """
+        steps = keras.ops.convert_to_numpy(self.nonfinite_step)
+        if not steps.any():
+            return None
+        first = int(steps[steps > 0].min())
+        values = keras.ops.convert_to_numpy(self.nonfinite_value)
+        names = [f"loss_{name}" for name in self.loss_names] + ["loss"]
+        return first, {name: float(v) for name, s, v in zip(names, steps, values) if s == first}
 
     def test_step(self, data):
         data = _unpack(data)
