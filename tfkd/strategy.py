@@ -50,7 +50,12 @@ def make_strategy(name: str = "auto", tpu: Optional[str] = None, cpu_replicas: i
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if name == "mirrored":
         if cpu_replicas > 1:
-            return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_replicas)])
+            # Collective ops between logical CPUs of one process may run in a
+            # different order on each replica ("Shape mismatch in the
+            # collective instance"); reducing through one device has no order.
+            return tf.distribute.MirroredStrategy(
+                [f"/cpu:{i}" for i in range(cpu_replicas)], cross_device_ops=tf.distribute.ReductionToOneDevice()
+            )
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()

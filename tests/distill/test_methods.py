@@ -33,7 +33,7 @@ def generated_task(seed=0):
     return {
         "token_ids": ids.astype("int32"),
         "segment_ids": np.zeros((N, LENGTH), "int32"),
-        "padding_mask": mask,
+        "padding_mask": mask.astype("int32"),  # as the pipeline emits it
         "labels": labels,
         "index": np.arange(N, dtype="int32"),
         "weight": np.ones(N, "float32"),

@@ -325,7 +325,8 @@ def make_dataset(
     """Padded batches for epochs `start_epoch .. epochs - 1`, one after the other.
 
     Each element is a dict: `token_ids`, `segment_ids` (int32 `[B, n]`),
-    `padding_mask` (bool `[B, n]`), `labels` (int32, or float32 for
+    `padding_mask` (int32 `[B, n]`, 1 = real token; not bool, which Keras cannot
+    reduce across replicas when it builds a distributed model), `labels` (int32, or float32 for
     regression, `[B]`), `index` (int32 `[B]`, the example's position in the
     source) and `weight` (float32 `[B]`: 0 for the filler copies of an
     evaluation plan's last batch). `n` is the batch's longest example rounded
@@ -380,7 +381,7 @@ def make_dataset(
             "token_ids": tf.ensure_shape(tf.gather(token_ids, batch).to_tensor(0, shape=shape), [batch_size, None]),
             "segment_ids": tf.ensure_shape(tf.gather(segment_ids, batch).to_tensor(0, shape=shape),
                                            [batch_size, None]),
-            "padding_mask": tf.sequence_mask(batch_lengths, width),
+            "padding_mask": tf.sequence_mask(batch_lengths, width, dtype=tf.int32),
             "labels": tf.gather(labels, batch),
             "index": tf.gather(index, batch),
             "weight": weight,

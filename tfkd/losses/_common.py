@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from tfkd.errors import TfkdError
+from tfkd.losses._distribute import replica_share
 from tfkd.losses.base import DistillContext, to_float32
 
 # A model-output dict or a batch dict, as losses receive them.
@@ -49,7 +50,7 @@ def example_mask(padding_mask: tf.Tensor) -> tf.Tensor:
 def masked_example_mean(values: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     """Mean of per-example `values` over the valid examples (0 when none is)."""
     values = tf.where(valid > 0, to_float32(values), 0.0)
-    return tf.reduce_sum(values) / tf.maximum(tf.reduce_sum(valid), 1.0)
+    return tf.reduce_sum(values) / tf.maximum(replica_share(tf.reduce_sum(valid)), 1.0)
 
 
 def pool(hidden: tf.Tensor, padding_mask: tf.Tensor, pooling: str) -> tf.Tensor:

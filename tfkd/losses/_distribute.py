@@ -43,3 +43,24 @@ def all_reduce_sum(x: tf.Tensor) -> tf.Tensor:
     if context is None:
         return x
     return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def local_rows(global_values: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """This replica's `size` rows of a tensor computed for the global batch
+    (the inverse of `all_gather` for equal per-replica batches)."""
+    start = replica_id() * size
+    return global_values[start : start + size]
+
+
+def replica_share(count: tf.Tensor) -> tf.Tensor:
+    """The global-batch `count` divided by the number of replicas.
+
+    A per-replica mean `Σ_local / replica_share(n_local)` makes the replicas'
+    average equal the mean over the global batch even when replicas hold
+    different numbers of real tokens (the distiller divides by the replica
+    count before the optimizer sums the replicas' gradients).
+    """
+    context = _replica_context()
+    if context is None:
+        return count
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, count) / context.num_replicas_in_sync

@@ -8,7 +8,7 @@ banks are read and written row-wise (gather / scatter), never rewritten whole.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import keras
 import numpy as np
@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfkd.errors import TfkdError
 from tfkd.losses._common import l2_normalize
-from tfkd.losses._distribute import all_gather, replica_id
+from tfkd.losses._distribute import all_gather, local_rows
 
 
 class MemoryBank(keras.layers.Layer):
@@ -80,10 +80,17 @@ class MemoryBank(keras.layers.Layer):
 
 
 def draw_seed(generator: keras.random.SeedGenerator) -> tf.Tensor:
-    """A fresh int32 seed pair for `tf.random.stateless_*`, different on every
-    replica so that replicas do not draw the same negatives."""
-    seed = tf.cast(tf.math.floormod(generator.next(), 2**31 - 1), tf.int32)
-    return tf.random.experimental.stateless_fold_in(seed, replica_id())
+    """A fresh int32 seed pair for `tf.random.stateless_*`. Every replica gets
+    the same one: draws are made for the global batch (`for_this_replica`)."""
+    return tf.cast(tf.math.floormod(generator.next(), 2**31 - 1), tf.int32)
+
+
+def for_this_replica(draw: Callable[[tf.Tensor], tf.Tensor], index: tf.Tensor) -> tf.Tensor:
+    """`draw(global_index)` computed for the whole global batch, then this
+    replica's rows: each example gets the same negatives whatever the number
+    of replicas the batch is split over (and replicas never share draws)."""
+    index = tf.cast(index, tf.int32)
+    return local_rows(draw(all_gather(index)), tf.shape(index)[0])
 
 
 def sample_uniform(seed: tf.Tensor, index: tf.Tensor, num_rows: int, k: int) -> tf.Tensor:

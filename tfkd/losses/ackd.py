@@ -23,8 +23,8 @@ from tfkd.losses._common import (
     masked_example_mean,
     pool,
 )
-from tfkd.losses._distribute import all_gather, replica_id
-from tfkd.losses._memory import MemoryBank, draw_seed, sample_uniform
+from tfkd.losses._distribute import all_gather, local_rows, replica_id
+from tfkd.losses._memory import MemoryBank, draw_seed, for_this_replica, sample_uniform
 from tfkd.losses.base import (
     DistillContext,
     DistillationLoss,
@@ -157,10 +157,12 @@ class ACKDLoss(DistillationLoss):
                 bank.assign(index, tf.boolean_mask(self.embed(teacher_outputs, k, mask, "teacher"), real))
 
     def sar_weights(self, difficulty: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-        """`w = B·softmax(d/τ_w)` over the real examples (0 elsewhere), without gradient."""
-        logits = tf.where(valid > 0, difficulty / self.weight_temperature, NEG_LARGE)
-        weights = tf.nn.softmax(logits) * tf.reduce_sum(valid) * valid
-        return tf.stop_gradient(weights)
+        """`w = B·softmax(d/τ_w)` over the real examples of the global batch (0
+        elsewhere), without gradient; this replica's rows."""
+        all_valid = all_gather(valid)
+        logits = tf.where(all_valid > 0, all_gather(tf.stop_gradient(difficulty)) / self.weight_temperature, NEG_LARGE)
+        weights = tf.nn.softmax(logits) * tf.reduce_sum(all_valid) * all_valid
+        return tf.stop_gradient(local_rows(weights, tf.shape(valid)[0]))
 
     def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
         require_outputs(teacher, ["hidden_states"], "teacher", "ackd")
@@ -171,8 +173,10 @@ class ACKDLoss(DistillationLoss):
         keep = all_gather(valid)[None, :] > 0
         own = replica_id() * batch_size + tf.range(batch_size)
         if self.banks:
-            bank_rows = sample_uniform(
-                draw_seed(self.seed_generator), batch["index"], self.context.num_train_examples, self.bank_negatives
+            seed = draw_seed(self.seed_generator)
+            bank_rows = for_this_replica(
+                lambda index: sample_uniform(seed, index, self.context.num_train_examples, self.bank_negatives),
+                batch["index"],
             )
 
         num_pairs = len(self.context.layer_map)

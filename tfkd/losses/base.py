@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd.errors import TfkdError
+from tfkd.losses._distribute import replica_share
 from tfkd.models.layer_map import LayerMap
 from tfkd.registry import Registry
 
@@ -154,7 +155,7 @@ def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     of valid entries (never the padded size); 0 when nothing is valid."""
     mask = tf.cast(mask, tf.float32)
     values = to_float32(values)
-    return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    return tf.reduce_sum(values * mask) / tf.maximum(replica_share(tf.reduce_sum(mask)), 1.0)
 
 
 def pair_weights(batch: Mapping[str, tf.Tensor], num_pairs: int) -> tf.Tensor:

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import tensorflow as tf
 
 from tfkd.errors import TfkdError
+from tfkd.losses._distribute import replica_share
 from tfkd.losses._common import NEG_LARGE, Outputs, check_choice, l2_normalize
 from tfkd.losses.base import DistillContext, DistillationLoss, pair_weights, register_loss, require_outputs, to_float32
 
@@ -139,7 +140,7 @@ class CKDWordPairLoss(_CKDLoss):
         n = tf.shape(real)[1]
         pair_mask = real[:, :, None] & real[:, None, :] & ~tf.eye(n, dtype=tf.bool)[None]
         counted = pair_mask if self.normalizer == "valid" else real[:, :, None] & real[:, None, :]
-        count = tf.maximum(tf.reduce_sum(tf.cast(counted, tf.float32)), 1.0)
+        count = tf.maximum(replica_share(tf.reduce_sum(tf.cast(counted, tf.float32))), 1.0)
         terms = []
         for e_t, e_s in zip(states_t, states_s):
             u_t, u_s = l2_normalize(e_t), l2_normalize(e_s)
@@ -227,7 +228,7 @@ class CKDWordAngleLoss(_CKDLoss):
             neighbour = tf.gather(real, idx, axis=1) & in_sequence[None]
             distinct = (offsets[:, None] != offsets[None, :])[None, None]
             triples = centre & neighbour[..., :, None] & neighbour[..., None, :] & distinct
-        count = tf.maximum(tf.reduce_sum(tf.cast(triples, tf.float32)), 1.0)
+        count = tf.maximum(replica_share(tf.reduce_sum(tf.cast(triples, tf.float32))), 1.0)
         terms = []
         for e_t, e_s in zip(states_t, states_s):
             diff = self._angles(e_t, idx) - self._angles(e_s, idx)
@@ -295,7 +296,7 @@ class CKDLayerPairLoss(_CKDLoss):
         c_s = tf.matmul(u_s, u_s, transpose_b=True)
         mask = real[:, :, None, None] & ~tf.eye(num, dtype=tf.bool)[None, None]
         per_token = num * (num - 1) if self.normalizer == "valid" else num * num
-        count = tf.maximum(tf.reduce_sum(tf.cast(real, tf.float32)) * per_token, 1.0)
+        count = tf.maximum(replica_share(tf.reduce_sum(tf.cast(real, tf.float32))) * per_token, 1.0)
         return _relation_kl(c_t, c_s, mask) / count
 
     def get_config(self) -> Dict[str, Any]:
@@ -357,7 +358,7 @@ class CKDLayerAngleLoss(_CKDLoss):
             distinct = tf.ones([num, num, num], tf.bool)
             per_token = num**3
         mask = real[:, :, None, None, None] & distinct[None, None]
-        count = tf.maximum(tf.reduce_sum(tf.cast(real, tf.float32)) * per_token, 1.0)
+        count = tf.maximum(replica_share(tf.reduce_sum(tf.cast(real, tf.float32))) * per_token, 1.0)
         return tf.reduce_sum(tf.where(mask, tf.square(diff), 0.0)) / count
 
     def get_config(self) -> Dict[str, Any]:

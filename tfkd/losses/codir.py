@@ -27,7 +27,7 @@ from tfkd.losses._common import (
     pool,
 )
 from tfkd.losses._distribute import all_gather, all_reduce_sum, replica_id
-from tfkd.losses._memory import MemoryBank, draw_seed, label_pools, sample_from_pools, sample_uniform
+from tfkd.losses._memory import MemoryBank, draw_seed, for_this_replica, label_pools, sample_from_pools, sample_uniform
 from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs
 
 # The official CRD code adds this inside the NCE denominators.
@@ -261,11 +261,14 @@ class CoDIRLoss(DistillationLoss):
     def sample_negatives(self, index: tf.Tensor) -> tf.Tensor:
         """`[B, K]` bank rows to contrast each example with."""
         seed = draw_seed(self.seed_generator)
-        index = tf.cast(index, tf.int32)
-        if self.negatives == "label_aware":
-            classes = tf.gather(self._train_labels, index)
-            return sample_from_pools(seed, self._pools, self._pool_sizes, classes, self.num_negatives)
-        return sample_uniform(seed, index, self.context.num_train_examples, self.num_negatives)
+
+        def draw(index: tf.Tensor) -> tf.Tensor:
+            if self.negatives == "label_aware":
+                classes = tf.gather(self._train_labels, index)
+                return sample_from_pools(seed, self._pools, self._pool_sizes, classes, self.num_negatives)
+            return sample_uniform(seed, index, self.context.num_train_examples, self.num_negatives)
+
+        return for_this_replica(draw, index)
 
     # --- objectives -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras_hub.src.models.bert.bert_backbone import bert_kernel_initializer
 
 from tfkd.errors import TfkdError
+from tfkd.losses._distribute import replica_share
 from tfkd.losses._common import Outputs
 from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs
 
@@ -119,7 +120,7 @@ class MaskedLMLoss(DistillationLoss):
             labels=tf.cast(batch["mask_ids"], tf.int32), logits=logits
         )
         weights = tf.cast(batch["mask_weights"], tf.float32)
-        return tf.reduce_sum(cross_entropy * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        return tf.reduce_sum(cross_entropy * weights) / tf.maximum(replica_share(tf.reduce_sum(weights)), 1.0)
 
     def get_config(self) -> Dict[str, Any]:
         """The config without the tied embedding: `from_config` needs it again,
