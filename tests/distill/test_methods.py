@@ -82,3 +82,21 @@ def test_method_distils_a_tiny_student(teacher, method):
         assert final[f"loss_{key}"][0] < first[f"loss_{key}"][0], (key, first, final)
     agreement = float(np.mean(predictions(student, data) == predictions(teacher, data)))
     assert agreement > untrained and agreement >= 0.8, (untrained, agreement, last)
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_LOSSES))
+def test_method_train_step_compiles_with_xla_at_each_bucket_length(teacher, method):
+    """TPUs need every step under XLA with static shapes: one compile per length bucket."""
+    data = generated_task(seed=1)
+    keras.utils.set_random_seed(1)
+    student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.1), like=teacher, output_attentions=True)
+    context = DistillContext(ModelSpec(4, 16, 2), ModelSpec(2, 8, 2), ((1, 2), (2, 4)), num_classes=2,
+                             num_train_examples=N, train_labels=data["labels"])
+    losses = [(key, LOSSES.get(key)(context, **kwargs), weight) for key, weight, kwargs in METHOD_LOSSES[method]]
+    distiller = Distiller(student, teacher, losses, num_pairs=2)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    distiller.prepare_losses(dataset(data, repeat=False), N // 16)
+    for width in (LENGTH // 2, LENGTH):  # two buckets: the shorter one cut to its first tokens
+        short = {k: (v[:, :width] if v.ndim == 2 else v) for k, v in data.items()}
+        history = distiller.fit(dataset(short), epochs=1, steps_per_epoch=2, verbose=0).history
+        assert all(np.isfinite(values[0]) for values in history.values()), (width, history)

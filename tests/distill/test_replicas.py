@@ -95,5 +95,7 @@ def test_two_replicas_match_one_device_for_every_method():
         # Training moved (the comparison is not between two untouched models) ...
         assert r["loss_moved"] > 1e-3, r
         # ... and 20 steps of the split batch track the single-device run to float32 rounding.
+        # A logged loss is a float32 reduction over ~1e3 terms whose order changes
+        # when the batch is split, so its own rounding is ~1e-5: losses get 3e-5.
         tolerance = TOLERANCE.get(r["method"], 1e-5)
-        assert r["losses"] < tolerance and r["weights"] < tolerance, r
+        assert r["losses"] < max(tolerance, 3e-5) and r["weights"] < tolerance, r
