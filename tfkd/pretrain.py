@@ -103,7 +103,7 @@ flags.DEFINE_string("glue_dir", None, "GLUE TSV directory for --task (without it
 flags.DEFINE_integer("max_train_examples", None, "Use only the first N texts.")
 flags.DEFINE_integer("max_seq_length", 128, "Maximum tokens per example, [CLS]/[SEP] included.")
 flags.DEFINE_integer("batch_size", 32, "Training batch size (global).")
-flags.DEFINE_integer("pad_to_multiple_of", 8, "Pad each batch to a multiple of this many tokens.")
+flags.DEFINE_integer("pad_to_multiple_of", 0, "Pad each batch to a multiple of this many tokens; 0: geometric buckets (see tfkd.data.pipeline.bucket_widths).")
 # --- masked LM ------------------------------------------------------------------------------
 flags.DEFINE_float("mlm_weight", 1.0, "Weight of the student's MLM loss.")
 flags.DEFINE_float("mlm_probability", 0.15, "Fraction of the real tokens (not [CLS]/[SEP]) predicted per example.")

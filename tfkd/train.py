@@ -72,7 +72,7 @@ flags.DEFINE_integer("max_train_examples", None, "Use only the first N training 
 flags.DEFINE_integer("max_seq_length", 128, "Maximum tokens per example, [CLS]/[SEP] included.")
 flags.DEFINE_integer("batch_size", 32, "Training batch size (global).")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
-flags.DEFINE_integer("pad_to_multiple_of", 8, "Pad each batch to a multiple of this many tokens (fewer XLA shapes vs less padding).")
+flags.DEFINE_integer("pad_to_multiple_of", 0, "Pad each batch to a multiple of this many tokens; 0: geometric buckets (4, 8, .., 32, 40, .., 64, 80, ..), least padding for about as many XLA shapes as 8.")
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged, offline), a keras-hub preset, a Hugging Face BERT directory, or a tfkd model directory / .keras file.")
 flags.DEFINE_integer("finetune_teacher_epochs", 0, "Distil mode with a teacher whose head is untrained: fine-tune it this many epochs first (into <workdir>/teacher; reused on re-runs).")

@@ -9,6 +9,7 @@ from tfkd.data.pipeline import (
     TokenizedSplit,
     batch_plan,
     bucket_lengths,
+    bucket_widths,
     length_percentile,
     longest_first,
     make_dataset,
@@ -188,6 +189,28 @@ def test_bigger_windows_pad_less():
 
 # --- make_dataset --------------------------------------------------------------------------
 
+def test_geometric_buckets_pad_short_batches_finely_and_long_ones_coarsely():
+    widths = bucket_widths(300, 0)
+    assert widths[0] == 4 and widths[-1] >= 300 and np.all(np.diff(widths) > 0)
+    for low, high in zip(widths[:-1], widths[1:]):
+        # the padding a batch can get is at most ~1/8 of its length, never under 4 tokens
+        assert high - low <= max(4, low // 4), (low, high)
+    assert len(bucket_widths(128, 0)) <= len(bucket_widths(128, 8))
+    np.testing.assert_array_equal(bucket_widths(30, 8), [8, 16, 24, 32])
+    with pytest.raises(ValueError):
+        bucket_widths(30, -1)
+
+
+def test_geometric_buckets_beat_multiples_of_eight_on_short_texts():
+    lengths = np.random.default_rng(0).integers(4, 30, 800)  # SST-2-like: mostly short
+    split = split_of(lengths)
+    assert padding_efficiency(split, 32, 0) > padding_efficiency(split, 32, 8) + 0.03
+    widths = set(bucket_widths(int(lengths.max()), 0).tolist())
+    for batch in make_dataset(split, 32, shuffle=True, seed=3, epochs=1, pad_to_multiple_of=0):
+        width, longest = batch["token_ids"].shape[1], int(batch["padding_mask"].numpy().sum(1).max())
+        assert width in widths and longest <= width and not any(longest <= w < width for w in widths)
+
+
 def test_dataset_shapes_dtypes_and_padding():
     split = split_of(LENGTHS)
     batches = list(make_dataset(split, 8, shuffle=True, seed=1, epochs=1, window_batches=4))
@@ -198,10 +221,11 @@ def test_dataset_shapes_dtypes_and_padding():
         lengths = LENGTHS[batch["index"].numpy()]
         assert ids.shape == batch["segment_ids"].shape == mask.shape and ids.shape[0] == 8
         assert width % 8 == 0 and width - 8 < lengths.max() <= width
-        assert batch["token_ids"].dtype == batch["segment_ids"].dtype == tf.int32 and mask.dtype == bool
+        assert batch["token_ids"].dtype == batch["segment_ids"].dtype == tf.int32 and mask.dtype == np.int32
         assert batch["labels"].dtype == tf.int32 and batch["index"].dtype == tf.int32
         assert batch["weight"].dtype == tf.float32 and np.all(batch["weight"].numpy() == 1)
         np.testing.assert_array_equal(mask.sum(1), lengths)
+        mask = mask.astype(bool)
         assert np.all(ids[~mask] == 0) and np.all(batch["segment_ids"].numpy()[~mask] == 0)
         for row, i in enumerate(batch["index"].numpy()):
             expected_ids, expected_segments = split.example(i)
