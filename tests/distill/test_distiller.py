@@ -115,3 +115,63 @@ def test_predict_step_returns_logits_with_index():
     distiller, _, _ = make_distiller()
     out = distiller.predict_on_batch(tiny_batch())
     assert out["logits"].shape == (4, 2) and list(out["index"]) == [0, 1, 2, 3]
+
+
+def test_two_epochs_of_buckets_bank_stages_and_schedule_trace_once():
+    """No retrace after the first step, and at most two traced eval forwards, for a whole run.
+
+    The step is traced with the length dimension unknown (XLA then keeps
+    one executable per bucket width); neither the CoDIR memory bank, the
+    progressive stage switches nor the learning-rate schedule may retrace it.
+    """
+    from tests.data.test_pipeline import split_of
+    from tfkd.data.pipeline import bucket_lengths, make_dataset, steps_per_epoch
+    from tfkd.data.tasks import get_task
+    from tfkd.distill import make_optimizer
+    from tfkd.evaluate.evaluator import Evaluator
+
+    lengths = np.random.default_rng(0).integers(3, 16, 48)
+    split = split_of(lengths, max_seq_length=16)
+    split.token_ids[:] = split.token_ids % 25 + 1  # ids inside the tiny vocabulary
+    keras.utils.set_random_seed(0)
+    teacher = BertModel(**TEACHER)
+    student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.1), like=teacher)
+    context = DistillContext(ModelSpec(2, 8, 2), ModelSpec(2, 8, 2), ((1, 1), (2, 2)), num_train_examples=48,
+                             train_labels=split.labels)
+    losses = [("kd", LOSSES.get("kd")(context), 0.5), ("codir", LOSSES.get("codir")(context, num_negatives=4), 1.0)]
+    distiller = CountingDistiller(student, teacher, losses, num_pairs=2)
+    steps = steps_per_epoch(split, 8)
+    distiller.compile(optimizer=make_optimizer(1e-3, 2 * steps), jit_compile=True)
+    distiller.prepare_losses(make_dataset(split, 8, shuffle=False, seed=0), steps)
+    plan = StagePlan(base_weights=[0.5, 1.0], output_mask=[True, False], student_layers_of_pairs=[1, 2],
+                     num_student_layers=2, total_steps=2 * steps, steps_per_stage=steps // 2, final_steps=steps,
+                     freeze_distilled=False)
+    stages = build_stages("progressive", plan)
+    assert len(stages) == 3
+    train_ds = make_dataset(split, 8, shuffle=True, seed=1, epochs=2, pad_to_multiple_of=0)
+    assert len(bucket_lengths(split, 8, 0, epochs=2)) >= 3  # several shapes really flow through
+
+    evaluator = Evaluator(get_task("sst2"), split, 8, jit_compile=False)  # tfkd.train's default
+    evaluations = []
+
+    class Evaluate(keras.callbacks.Callback):
+        first_step_traces = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.first_step_traces is None:
+                self.first_step_traces = CountingDistiller.traces
+
+        def on_epoch_end(self, epoch, logs=None):
+            evaluations.append(evaluator.evaluate(student))
+
+    CountingDistiller.traces = 0
+    evaluate = Evaluate()
+    distiller.fit(train_ds, epochs=2, steps_per_epoch=steps, shuffle=False, verbose=0,
+                  callbacks=[StageScheduler(distiller, stages), evaluate])
+    # tf.function traces the first call twice when that call creates variables
+    # (the CoDIR student head is built on first use); after it, never again.
+    assert evaluate.first_step_traces <= 2
+    assert CountingDistiller.traces == evaluate.first_step_traces
+    assert len(evaluations) == 2
+    (forward,) = evaluator._forwards.values()
+    assert forward.experimental_get_tracing_count() <= 2  # a concrete shape first, then one relaxed trace for all
