@@ -352,6 +352,9 @@ def main(argv) -> None:
     if not FLAGS.workdir:
         raise TfkdError("--workdir is required. Fix: pass --workdir=<output directory>.")
     configure_cpu_replicas(FLAGS.cpu_replicas)
+    if FLAGS.cpu_replicas > 1 and FLAGS.jit_compile:
+        _log("--cpu_replicas: XLA cannot place one step across logical CPU devices; training without --jit_compile")
+        FLAGS.jit_compile = False
     keras.utils.set_random_seed(FLAGS.seed)
     set_precision(FLAGS.mixed_precision)
     if FLAGS.deterministic:
