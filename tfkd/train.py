@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import sys
 import time
 from typing import Dict, Optional, Tuple
@@ -38,7 +39,9 @@ from tfkd.callbacks import DevEvaluation, PreemptionSignal, Throughput, Training
 from tfkd.data import load_split, make_tokenizer
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.tasks import GlueTask, get_task
-from tfkd.distill import Distiller, StagePlan, StageScheduler, build_stages, make_optimizer
+from tfkd.distill import Distiller, StageScheduler, build_stages, make_optimizer
+from tfkd.distill.teacher_cache import DTYPES as CACHE_DTYPES
+from tfkd.distill.teacher_cache import TeacherCache, cacheable_features, load_or_build
 from tfkd.errors import EXIT_PREEMPTED, TfkdError, TrainingPreempted
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
@@ -85,6 +88,8 @@ flags.DEFINE_integer("student_intermediate_dim", 1536, "Student feed-forward wid
 flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; or a tfkd model directory (e.g. a CoDIR pre-training output).")
 flags.DEFINE_list("student_layers_from", [], "1-based source layers copied into the student (default: uniform, 6→3: 2,4,6).")
 flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.")
+flags.DEFINE_string("teacher_cache", "auto", "auto: when every loss reads only per-example teacher outputs (kd logits, CoDIR/ACKD summary vectors, [CLS] vectors), compute them once into <workdir>/teacher_cache and train without running the teacher; off: run the teacher every step; or a directory, which runs with the same teacher and data can share. A cache made for another teacher, vocabulary, data or max length is refused.")
+flags.DEFINE_enum("teacher_cache_dtype", "float32", list(CACHE_DTYPES), "Storage of the teacher cache; float16 halves its memory.")
 # --- optimisation ---------------------------------------------------------------------------
 flags.DEFINE_integer("epochs", 3, "Training epochs (for progressive/stacked: derived from the stage flags when 0).")
 flags.DEFINE_float("learning_rate", 5e-5, "Peak AdamW learning rate.")
@@ -126,6 +131,28 @@ def load_data(task: GlueTask, tokenizer, max_train_examples: Optional[int]) -> T
     return train, dev
 
 
+def build_distiller(
+    student: BertModel,
+    teacher: Optional[BertModel],
+    loss_specs,
+    layer_map,
+    is_regression: bool,
+    train_labels: np.ndarray,
+) -> Distiller:
+    """The `Distiller` of `loss_specs` (`(name, key, weight, args)`, see `methods.method_losses`)."""
+    context = DistillContext(
+        teacher=ModelSpec(teacher.num_layers, teacher.hidden_dim, teacher.num_heads) if teacher else ModelSpec(0, 0, 0),
+        student=ModelSpec(student.num_layers, student.hidden_dim, student.num_heads),
+        layer_map=tuple(layer_map),
+        num_classes=student.num_classes,
+        is_regression=is_regression,
+        num_train_examples=len(train_labels),
+        train_labels=train_labels,
+    )
+    losses = [(name, LOSSES.get(key)(context, name=name, **kwargs), weight) for name, key, weight, kwargs in loss_specs]
+    return Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"), num_pairs=max(len(layer_map), 1))
+
+
 def train_model(
     *,
     workdir: str,
@@ -144,17 +171,7 @@ def train_model(
 ) -> Dict:
     """Trains `student` with the given losses; returns the results dict (also written to results.json)."""
     steps = steps_per_epoch(train, FLAGS.batch_size)
-    context = DistillContext(
-        teacher=ModelSpec(teacher.num_layers, teacher.hidden_dim, teacher.num_heads) if teacher else ModelSpec(0, 0, 0),
-        student=ModelSpec(student.num_layers, student.hidden_dim, student.num_heads),
-        layer_map=tuple(layer_map),
-        num_classes=student.num_classes,
-        is_regression=task.is_regression,
-        num_train_examples=len(train.lengths),
-        train_labels=train.labels,
-    )
-    losses = [(name, LOSSES.get(key)(context, name=name, **kwargs), weight) for name, key, weight, kwargs in loss_specs]
-    distiller = Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"), num_pairs=max(len(layer_map), 1))
+    distiller = build_distiller(student, teacher, loss_specs, layer_map, task.is_regression, train.labels)
     plan = methods.stage_plan(FLAGS, distiller, layer_map, steps, epochs)
     if algorithm is None:  # plain fine-tuning: one stage, whatever the method flags say
         algorithm, plan = "joint", dataclasses.replace(plan, final_steps=0)
@@ -169,8 +186,15 @@ def train_model(
     distiller.build_for_restore()
     start_step = checkpoint.restore()
     start_epoch = start_step // steps
+    cache_start = time.perf_counter()
+    cache = teacher_cache(distiller, train, vocab_path, workdir)
+    cache_seconds = time.perf_counter() - cache_start
+    extras = cache.extras() if cache else None
     if start_step == 0:
-        distiller.prepare_losses(make_dataset(train, FLAGS.eval_batch_size, shuffle=False, seed=FLAGS.seed), steps_per_epoch(train, FLAGS.eval_batch_size))
+        distiller.prepare_losses(
+            make_dataset(train, FLAGS.eval_batch_size, shuffle=False, seed=FLAGS.seed, extras=extras),
+            steps_per_epoch(train, FLAGS.eval_batch_size),
+        )
 
     evaluator = Evaluator(task, dev, FLAGS.eval_batch_size, jit_compile=FLAGS.eval_jit_compile)
     model_dir = os.path.join(workdir, "model")
@@ -195,7 +219,7 @@ def train_model(
     start = time.perf_counter()
     with PreemptionSignal() as preemption:
         checkpoint.preemption = preemption
-        fit_from(distiller, train, start_step, steps, epochs, callbacks)
+        fit_from(distiller, train, start_step, steps, epochs, callbacks, extras)
         if preemption.requested and checkpoint.step < epochs * steps:  # stopped at an epoch end
             raise TrainingPreempted(f"SIGTERM: saved checkpoint {checkpoint.manager.latest_checkpoint} at {checkpoint.where(checkpoint.step)}")
     wall = time.perf_counter() - start
@@ -215,6 +239,11 @@ def train_model(
         "wall_seconds": wall,
         "train_examples": int(len(train.lengths)),
         "padding_efficiency": padding_efficiency(train, FLAGS.batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of),
+        "teacher_cache": None if cache is None else {
+            "directory": cache.directory, "features": sorted(cache.features), "dtype": FLAGS.teacher_cache_dtype,
+            "megabytes": cache.nbytes / 2**20, "built": cache.built, "seconds": cache_seconds,
+        },
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "student": {"layers": student.num_layers, "hidden_dim": student.hidden_dim, "params": _count_params(student)},
         "losses": [{"name": n, "key": k, "weight": w, "args": a} for n, k, w, a in loss_specs],
         "algorithm": algorithm,
@@ -225,7 +254,26 @@ def train_model(
     return results, evaluator
 
 
-def fit_from(distiller: Distiller, train: TokenizedSplit, start_step: int, steps: int, epochs: int, callbacks) -> None:
+def teacher_cache(distiller: Distiller, train: TokenizedSplit, vocab_path: str, workdir: str) -> Optional[TeacherCache]:
+    """The teacher-output cache this run trains from (`--teacher_cache`), or None when the teacher runs live."""
+    if FLAGS.teacher_cache == "off" or distiller.teacher is None:
+        return None
+    features, blockers = cacheable_features(distiller.loss_layers)
+    if features is None:
+        _log(f"teacher cache: not used, {', '.join(blockers)} read token-level teacher states; the teacher runs every step")
+        return None
+    if not features:
+        return None
+    directory = os.path.join(workdir, "teacher_cache") if FLAGS.teacher_cache == "auto" else FLAGS.teacher_cache
+    cache = load_or_build(directory, distiller.teacher, vocab_path, train, features, FLAGS.teacher_cache_dtype, FLAGS.eval_batch_size)
+    _log(f"teacher cache: {'computed' if cache.built else 'loaded'} {', '.join(features)} for {len(train)} examples "
+         f"({cache.nbytes / 2**20:.1f} MB {FLAGS.teacher_cache_dtype}) in {directory}; the teacher does not run during training")
+    return cache
+
+
+def fit_from(
+    distiller: Distiller, train: TokenizedSplit, start_step: int, steps: int, epochs: int, callbacks, extras=None
+) -> None:
     """Trains from global step `start_step` to the end of epoch `epochs` with Keras `fit`.
 
     Resumed mid-epoch, a first `fit` runs the rest of that epoch (its dataset
@@ -235,7 +283,8 @@ def fit_from(distiller: Distiller, train: TokenizedSplit, start_step: int, steps
     """
     def fit(first_epoch: int, end_epoch: int, skip: int) -> None:
         ds = make_dataset(train, FLAGS.batch_size, shuffle=True, seed=FLAGS.seed, epochs=end_epoch,
-                          start_epoch=first_epoch, start_step=skip, pad_to_multiple_of=FLAGS.pad_to_multiple_of)
+                          start_epoch=first_epoch, start_step=skip, pad_to_multiple_of=FLAGS.pad_to_multiple_of,
+                          extras=extras)
         distiller.fit(ds, epochs=end_epoch, initial_epoch=first_epoch, steps_per_epoch=steps - skip,
                       callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1)
 

@@ -1,5 +1,7 @@
 """The serving SavedModel: signature names, dtypes and shapes; text vs id signatures; ops it needs."""
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -70,8 +72,11 @@ def test_required_ops_are_core_tensorflow_plus_four_tensorflow_text_ops(sst2_exp
 
 
 def test_weights_are_stored_once(sst2_export):
-    import os
-
-    data = os.path.join(sst2_export.saved_model_dir, "variables", "variables.data-00000-of-00001")
-    weight_bytes = 4 * sst2_export.model.count_params()
-    assert weight_bytes <= os.path.getsize(data) < 1.2 * weight_bytes  # Keras' ExportArchive alone writes 2x
+    # Keras' ExportArchive alone tracks every weight twice; count the stored tensors, not the file size,
+    # because the checkpoint's object-graph proto outweighs a model this tiny.
+    reader = tf.train.load_checkpoint(os.path.join(sst2_export.saved_model_dir, "variables", "variables"))
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    stored = {name: int(np.prod(shape)) * dtypes[name].size for name, shape in shapes.items()
+              if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    assert sum(stored.values()) == 4 * sst2_export.model.count_params()
+    assert len(stored) == len(sst2_export.model.weights)

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -351,6 +351,7 @@ def make_dataset(
     start_step: int = 0,
     pad_to_multiple_of: int = 8,
     window_batches: int = 50,
+    extras: Optional[Mapping[str, np.ndarray]] = None,
 ) -> tf.data.Dataset:
     """Padded batches for epochs `start_epoch .. epochs - 1`, one after the other.
 
@@ -359,8 +360,9 @@ def make_dataset(
     reduce across replicas when it builds a distributed model), `labels` (int32, or float32 for
     regression, `[B]`), `index` (int32 `[B]`, the example's position in the
     source) and `weight` (float32 `[B]`: 0 for the filler copies of an
-    evaluation plan's last batch). `n` is the batch's longest example rounded
-    up to `pad_to_multiple_of`. Gathering and padding run inside tf.data.
+    evaluation plan's last batch), plus one entry per `extras` array. `n` is
+    the batch's longest example rounded up to `pad_to_multiple_of`. Gathering
+    and padding run inside tf.data.
 
     One dataset serves a whole `fit(ds, epochs=epochs, initial_epoch=start_epoch,
     steps_per_epoch=steps_per_epoch(split, batch_size))`, and resuming at an
@@ -378,6 +380,8 @@ def make_dataset(
         start_step: batches of `start_epoch` already trained on (resuming mid-epoch).
         pad_to_multiple_of: the padded-length granularity (0: geometric buckets, see `bucket_widths`).
         window_batches: batches per sorting window (see `batch_plan`).
+        extras: per-example arrays `[N, ...]` in the split's row order (e.g.
+            cached teacher outputs), gathered into each batch under their key.
 
     Example:
     >>> ds = make_dataset(split, 32, shuffle=False, seed=0)  # doctest: +SKIP
@@ -404,6 +408,10 @@ def make_dataset(
     index = tf.constant(split.index)
 
     widths = tf.constant(bucket_widths(int(split.lengths.max(initial=1)), pad_to_multiple_of), tf.int32)
+    extras = {key: tf.constant(value) for key, value in (extras or {}).items()}
+    for key, value in extras.items():
+        if value.shape[0] != len(split):
+            raise ValueError(f"extras['{key}'] has {value.shape[0]} rows for a split of {len(split)} examples")
 
     def gather(batch, weight):
         batch_lengths = tf.gather(lengths, batch)
@@ -417,7 +425,7 @@ def make_dataset(
             "labels": tf.gather(labels, batch),
             "index": tf.gather(index, batch),
             "weight": weight,
-        }
+        } | {key: tf.gather(value, batch) for key, value in extras.items()}
 
     return (
         tf.data.Dataset.from_tensor_slices((plan.astype(np.int32), weights))

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkd.distill.teacher_cache import cached_outputs
 from tfkd.losses._distribute import all_reduce_sum
 from tfkd.losses.base import DistillationLoss
 from tfkd.models.bert import INPUT_NAMES, BertModel
@@ -163,10 +164,15 @@ class Distiller(keras.Model):
 
     # --- steps -----------------------------------------------------------------------------
 
-    def teacher_outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    def teacher_outputs(self, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """What the losses read of the teacher: cached features when the batch
+        carries them (`tfkd.distill.teacher_cache`), else a live forward pass."""
+        cached = cached_outputs(batch)
+        if cached is not None:
+            return cached
         if not self.teacher_needs:
             return {}
-        outputs = self.teacher(inputs, training=False)
+        outputs = self.teacher(model_inputs(batch), training=False)
         return tf.nest.map_structure(tf.stop_gradient, outputs)
 
     def _loss_terms(self, teacher_out, student_out, batch, training: bool) -> List[tf.Tensor]:
@@ -178,7 +184,7 @@ class Distiller(keras.Model):
             self.build()
         inputs = model_inputs(data)
         batch = dict(data, pair_weights=self.pair_weights)
-        teacher_out = self.teacher_outputs(inputs)
+        teacher_out = self.teacher_outputs(data)
         with tf.GradientTape() as tape:
             student_out = self.student(inputs, training=True)
             terms = self._loss_terms(teacher_out, student_out, batch, training=True)
@@ -249,7 +255,7 @@ class Distiller(keras.Model):
         def batches() -> Iterable:
             progress = keras.utils.Progbar(num_batches, unit_name="batch")
             for step, batch in enumerate(dataset):
-                yield forward(model_inputs(batch)), batch
+                yield forward(batch), batch
                 progress.update(step + 1)
 
         for layer in preparing:

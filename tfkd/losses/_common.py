@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfkd.errors import TfkdError
 from tfkd.losses._distribute import replica_share
-from tfkd.losses.base import DistillContext, to_float32
+from tfkd.losses.base import DistillContext, require_outputs, to_float32
 
 # A model-output dict or a batch dict, as losses receive them.
 Outputs = Mapping[str, Any]
@@ -60,6 +60,26 @@ def pool(hidden: tf.Tensor, padding_mask: tf.Tensor, pooling: str) -> tf.Tensor:
         return hidden[:, 0, :]
     mask = token_mask(padding_mask)[:, :, None]
     return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+def feature_key(pooling: str, layer: int) -> str:
+    """The name of one per-example teacher feature: `"mean_4"`, `"cls_2"` (see `teacher_vector`)."""
+    return f"{pooling}_{layer}"
+
+
+def teacher_vector(teacher: Outputs, layer: int, pooling: str, padding_mask: tf.Tensor, loss_name: str) -> tf.Tensor:
+    """`[B, d]` float32: the teacher's pooled `layer` state.
+
+    Read from `teacher["features"]` when the batch came with cached teacher
+    outputs (`tfkd.distill.teacher_cache`), else pooled from the live
+    teacher's hidden states; both are the same numbers.
+    """
+    features = teacher.get("features", {})
+    key = feature_key(pooling, layer)
+    if key in features:
+        return to_float32(features[key])
+    require_outputs(teacher, ["hidden_states"], "teacher", loss_name)
+    return pool(teacher["hidden_states"][layer], padding_mask, pooling)
 
 
 def dense(in_dim: int, out_dim: int, name: str) -> keras.layers.Dense:

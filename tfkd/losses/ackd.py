@@ -15,13 +15,15 @@ import tensorflow as tf
 from tfkd.errors import TfkdError
 from tfkd.losses._common import (
     NEG_LARGE,
-    Outputs,
     check_choice,
     dense,
     example_mask,
+    feature_key,
     l2_normalize,
     masked_example_mean,
+    Outputs,
     pool,
+    teacher_vector,
 )
 from tfkd.losses._distribute import all_gather, local_rows, replica_id
 from tfkd.losses._memory import MemoryBank, draw_seed, for_this_replica, sample_uniform
@@ -140,8 +142,12 @@ class ACKDLoss(DistillationLoss):
         """`[B, d_c]` projected, normalised vectors of pair k's layer; `side` is
         "student" or "teacher"."""
         s, t = self.context.layer_map[k]
-        layer, head = (s, self.student_heads[k]) if side == "student" else (t, self.teacher_heads[k])
-        return l2_normalize(head(pool(outputs["hidden_states"][layer], padding_mask, self.pooling)))
+        if side == "student":
+            return l2_normalize(self.student_heads[k](pool(outputs["hidden_states"][s], padding_mask, self.pooling)))
+        return l2_normalize(self.teacher_heads[k](teacher_vector(outputs, t, self.pooling, padding_mask, "ackd")))
+
+    def teacher_features(self) -> Tuple[str, ...]:
+        return tuple(feature_key(self.pooling, t) for _, t in self.context.layer_map)
 
     @property
     def needs_preparation(self) -> bool:
@@ -165,7 +171,6 @@ class ACKDLoss(DistillationLoss):
         return tf.stop_gradient(local_rows(weights, tf.shape(valid)[0]))
 
     def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
-        require_outputs(teacher, ["hidden_states"], "teacher", "ackd")
         require_outputs(student, ["hidden_states"], "student", "ackd")
         mask = batch["padding_mask"]
         valid = example_mask(mask)

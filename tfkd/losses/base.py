@@ -109,6 +109,10 @@ class DistillationLoss(keras.layers.Layer):
             only for what some loss needs.
         student_needs: the same for the student.
 
+    A loss whose teacher side is per-example (logits, pooled layer states)
+    overrides `teacher_features`, so a teacher-output cache can stand in for
+    the live teacher.
+
     Args:
         context: a `DistillContext`.
         **kwargs: passed to `keras.layers.Layer` (e.g. `name`).
@@ -132,6 +136,14 @@ class DistillationLoss(keras.layers.Layer):
     @property
     def needs_preparation(self) -> bool:
         return type(self).prepare is not DistillationLoss.prepare
+
+    def teacher_features(self) -> Optional[Tuple[str, ...]]:
+        """The per-example teacher features this loss reads (`"logits"`, or
+        `"mean_<layer>"`/`"cls_<layer>"` pooled states read with
+        `teacher_vector`); None when it reads token-level teacher outputs,
+        which no cache holds. Default: none when the loss needs no teacher,
+        else None."""
+        return None if self.teacher_needs else ()
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

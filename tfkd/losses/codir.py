@@ -18,13 +18,15 @@ import tensorflow as tf
 from tfkd.errors import TfkdError
 from tfkd.losses._common import (
     NEG_LARGE,
-    Outputs,
     check_choice,
     dense,
     example_mask,
+    feature_key,
     l2_normalize,
     masked_example_mean,
+    Outputs,
     pool,
+    teacher_vector,
 )
 from tfkd.losses._distribute import all_gather, all_reduce_sum, replica_id
 from tfkd.losses._memory import MemoryBank, draw_seed, for_this_replica, label_pools, sample_from_pools, sample_uniform
@@ -229,16 +231,18 @@ class CoDIRLoss(DistillationLoss):
 
     # --- summary vectors ------------------------------------------------------------------
 
-    def _summary(self, outputs: Dict[str, Any], layer_ids: Sequence[int], padding_mask: tf.Tensor) -> tf.Tensor:
-        return tf.concat([pool(outputs["hidden_states"][l], padding_mask, self.pooling) for l in layer_ids], axis=-1)
+    def teacher_features(self) -> Tuple[str, ...]:
+        return tuple(feature_key(self.pooling, l) for l in self.teacher_layer_ids)
 
     def embed_student(self, student: Dict[str, Any], padding_mask: tf.Tensor) -> tf.Tensor:
         """`z_S` `[B, d_c]`: the student's projected, normalised summary vectors."""
-        return l2_normalize(self.student_head(self._summary(student, self.student_layer_ids, padding_mask)))
+        summary = [pool(student["hidden_states"][l], padding_mask, self.pooling) for l in self.student_layer_ids]
+        return l2_normalize(self.student_head(tf.concat(summary, axis=-1)))
 
     def embed_teacher(self, teacher: Dict[str, Any], padding_mask: tf.Tensor) -> tf.Tensor:
         """`z_T` `[B, d_c]`: the teacher's projected, normalised summary vectors."""
-        return l2_normalize(self.teacher_head(self._summary(teacher, self.teacher_layer_ids, padding_mask)))
+        summary = [teacher_vector(teacher, l, self.pooling, padding_mask, "codir") for l in self.teacher_layer_ids]
+        return l2_normalize(self.teacher_head(tf.concat(summary, axis=-1)))
 
     # --- memory bank ------------------------------------------------------------------------
 
@@ -273,7 +277,6 @@ class CoDIRLoss(DistillationLoss):
     # --- objectives -------------------------------------------------------------------------
 
     def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
-        require_outputs(teacher, ["hidden_states"], "teacher", "codir")
         require_outputs(student, ["hidden_states"], "student", "codir")
         mask = batch["padding_mask"]
         valid = example_mask(mask)

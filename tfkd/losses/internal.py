@@ -7,16 +7,20 @@ schedules switch stages by assigning weights, never by retracing.
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import tensorflow as tf
 
 from tfkd.errors import TfkdError
 from tfkd.losses._common import (
-    Outputs,
     apply_optional,
     example_mask,
+    feature_key,
     l2_normalize,
     masked_example_mean,
+    Outputs,
     pair_projections,
+    teacher_vector,
     token_mask,
 )
 from tfkd.losses.base import (
@@ -109,14 +113,16 @@ class CLSCosineLoss(DistillationLoss):
         super().__init__(context, **kwargs)
         self.projections = pair_projections(context)
 
+    def teacher_features(self) -> Tuple[str, ...]:
+        return tuple(feature_key("cls", t) for _, t in self.context.layer_map)
+
     def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
-        require_outputs(teacher, ["hidden_states"], "teacher", "cls_cosine")
         require_outputs(student, ["hidden_states"], "student", "cls_cosine")
         valid = example_mask(batch["padding_mask"])
         per_pair = []
         for k, (s, t) in enumerate(self.context.layer_map):
             projection = self.projections[k] if self.projections else None
             v_s = l2_normalize(apply_optional(projection, to_float32(student["hidden_states"][s][:, 0, :])))
-            v_t = l2_normalize(to_float32(teacher["hidden_states"][t][:, 0, :]))
+            v_t = l2_normalize(teacher_vector(teacher, t, "cls", batch["padding_mask"], "cls_cosine"))
             per_pair.append(masked_example_mean(1.0 - tf.reduce_sum(v_s * v_t, axis=-1), valid))
         return weighted_pair_sum(per_pair, batch)

@@ -6,7 +6,7 @@ live in the distiller, not in these losses.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import tensorflow as tf
 
@@ -64,6 +64,9 @@ class KDLoss(DistillationLoss):
     def __init__(self, context: DistillContext, temperature: float = 2.0, **kwargs):
         super().__init__(context, **kwargs)
         self.temperature = float(temperature)
+
+    def teacher_features(self) -> Tuple[str, ...]:
+        return ("logits",)
 
     def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
         require_outputs(teacher, ["logits"], "teacher", "kd")

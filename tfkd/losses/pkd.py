@@ -5,18 +5,20 @@ METHODS.md §2: the "simple L2 loss" that the seed papers improve on.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 
 from tfkd.losses._common import (
-    Outputs,
     apply_optional,
     check_choice,
     example_mask,
+    feature_key,
     l2_normalize,
     masked_example_mean,
+    Outputs,
     pair_projections,
+    teacher_vector,
 )
 from tfkd.losses.base import (
     DistillContext,
@@ -60,19 +62,25 @@ class PKDLoss(DistillationLoss):
         self.variant = variant
         self.projections = pair_projections(context)
 
+    def teacher_features(self) -> Optional[Tuple[str, ...]]:
+        if self.variant == "all_tokens":
+            return None
+        return tuple(feature_key("cls", t) for _, t in self.context.layer_map)
+
     def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
-        require_outputs(teacher, ["hidden_states"], "teacher", "pkd")
         require_outputs(student, ["hidden_states"], "student", "pkd")
         mask = batch["padding_mask"]
         per_pair = []
         for k, (s, t) in enumerate(self.context.layer_map):
             projection = self.projections[k] if self.projections else None
             h_s = to_float32(student["hidden_states"][s])
-            h_t = to_float32(teacher["hidden_states"][t])
             if self.variant == "cls":
-                diff = l2_normalize(apply_optional(projection, h_s[:, 0, :])) - l2_normalize(h_t[:, 0, :])
+                v_t = teacher_vector(teacher, t, "cls", mask, "pkd")
+                diff = l2_normalize(apply_optional(projection, h_s[:, 0, :])) - l2_normalize(v_t)
                 per_pair.append(masked_example_mean(tf.reduce_mean(tf.square(diff), -1), example_mask(mask)))
             else:
+                require_outputs(teacher, ["hidden_states"], "teacher", "pkd")
+                h_t = to_float32(teacher["hidden_states"][t])
                 diff = l2_normalize(apply_optional(projection, h_s)) - l2_normalize(h_t)
                 per_pair.append(masked_mean(tf.reduce_mean(tf.square(diff), -1), mask))
         return weighted_pair_sum(per_pair, batch)

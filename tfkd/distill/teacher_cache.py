@@ -1,0 +1,247 @@
+"""Teacher-output cache: run the frozen teacher once, then train without it.
+
+A frozen teacher (`training=False`) on deterministic inputs gives the same
+outputs every epoch. When every loss reads only per-example teacher features
+(`DistillationLoss.teacher_features`: logits, pooled layer states), those are
+computed once over the training split, stored in a directory (one `.npy` per
+feature, rows in the split's order, plus the example indices) and gathered
+into each training batch by `tf.data` under the key `teacher/<feature>`. The
+distiller then reads them instead of running the teacher, so a kd or CoDIR
+step costs about what fine-tuning the student alone costs.
+
+A cache records a fingerprint of everything its numbers depend on (teacher
+weights, vocabulary, tokenized data, features, dtype); a cache whose
+fingerprint differs is refused, never used.
+
+Example:
+>>> features, blockers = cacheable_features(distiller.loss_layers)  # doctest: +SKIP
+>>> cache = load_or_build("run/teacher_cache", teacher, vocab_path, train, features)  # doctest: +SKIP
+>>> ds = make_dataset(train, 32, shuffle=True, seed=1, extras=cache.extras())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkd.data.pipeline import TokenizedSplit, make_dataset, steps_per_epoch
+from tfkd.errors import TfkdError
+from tfkd.losses._common import pool
+from tfkd.losses.base import DistillationLoss
+from tfkd.models.bert import INPUT_NAMES
+
+PREFIX = "teacher/"
+FINGERPRINT = "fingerprint.json"
+DTYPES = ("float32", "float16")
+
+
+def cacheable_features(loss_layers: Iterable[DistillationLoss]) -> Tuple[Optional[Tuple[str, ...]], List[str]]:
+    """`(features, blockers)`: the union of the losses' teacher features, or
+    None with the names of the losses that read token-level teacher outputs."""
+    features, blockers = set(), []
+    for layer in loss_layers:
+        needed = layer.teacher_features()
+        if needed is None:
+            blockers.append(layer.name)
+        else:
+            features.update(needed)
+    return (None if blockers else tuple(sorted(features))), blockers
+
+
+def compute_features(teacher_outputs: Mapping, padding_mask: tf.Tensor, keys: Sequence[str]) -> Dict[str, tf.Tensor]:
+    """The per-example features `keys` (`"logits"`, `"mean_<l>"`, `"cls_<l>"`) from live teacher outputs."""
+    features = {}
+    for key in keys:
+        if key == "logits":
+            features[key] = tf.cast(teacher_outputs["logits"], tf.float32)
+        else:
+            pooling, layer = key.split("_")
+            features[key] = pool(teacher_outputs["hidden_states"][int(layer)], padding_mask, pooling)
+    return features
+
+
+def cached_outputs(batch: Mapping[str, tf.Tensor]) -> Optional[Dict[str, object]]:
+    """The teacher-output dict losses read, from a batch carrying cached features; None when it carries none."""
+    cached = {key[len(PREFIX):]: tf.cast(value, tf.float32) for key, value in batch.items() if key.startswith(PREFIX)}
+    if not cached:
+        return None
+    outputs: Dict[str, object] = {"features": {k: v for k, v in cached.items() if k != "logits"}}
+    if "logits" in cached:
+        outputs["logits"] = cached["logits"]
+    return outputs
+
+
+def _sha256(arrays: Iterable[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(
+    teacher: keras.Model, vocab_path: str, split: TokenizedSplit, features: Sequence[str], dtype: str
+) -> Dict[str, object]:
+    """What the cached numbers depend on; two caches with equal fingerprints hold the same values."""
+    with open(vocab_path, "rb") as f:
+        vocab = hashlib.sha256(f.read()).hexdigest()
+    return {
+        "teacher_weights": _sha256(keras.ops.convert_to_numpy(w) for w in teacher.weights if "seed_generator" not in w.path),
+        "vocabulary": vocab,
+        "data": _sha256([split.token_ids, split.segment_ids, split.offsets, split.index]),
+        "max_seq_length": int(split.max_seq_length),
+        "examples": int(len(split)),
+        "features": list(features),
+        "dtype": dtype,
+        "precision": keras.config.dtype_policy().name,
+    }
+
+
+@dataclasses.dataclass
+class TeacherCache:
+    """Cached teacher features `[N, ...]`, rows in the training split's order.
+
+    Args:
+        directory: where the cache lives.
+        features: feature name → array.
+        built: True when this run computed it, False when it was loaded.
+    """
+
+    directory: str
+    features: Dict[str, np.ndarray]
+    built: bool
+
+    def extras(self) -> Dict[str, np.ndarray]:
+        """The arrays `make_dataset(..., extras=)` gathers into each batch."""
+        return {PREFIX + key: value for key, value in self.features.items()}
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(value.nbytes for value in self.features.values()))
+
+
+def _describe_mismatch(stored: Mapping, expected: Mapping) -> str:
+    names = {
+        "teacher_weights": "another teacher (its weights differ)",
+        "vocabulary": "another vocabulary",
+        "data": "other training data (the tokenized examples differ)",
+        "max_seq_length": f"max_seq_length {stored.get('max_seq_length')} (this run: {expected['max_seq_length']})",
+        "examples": f"{stored.get('examples')} examples (this run: {expected['examples']})",
+        "features": f"features {stored.get('features')} (this run needs {expected['features']})",
+        "dtype": f"dtype {stored.get('dtype')} (this run: {expected['dtype']})",
+        "precision": f"precision policy {stored.get('precision')} (this run: {expected['precision']})",
+    }
+    return "; ".join(text for key, text in names.items() if stored.get(key) != expected[key])
+
+
+def _load(directory: str, expected: Mapping, split: TokenizedSplit) -> Dict[str, np.ndarray]:
+    features = {}
+    try:
+        for key in expected["features"]:
+            features[key] = np.load(os.path.join(directory, f"{key}.npy"), mmap_mode=None)
+        index = np.load(os.path.join(directory, "index.npy"))
+    except (OSError, ValueError) as e:
+        raise TfkdError(
+            f"the teacher-output cache in {directory} is damaged ({e}). Fix: delete {directory} to rebuild it, "
+            "or pass --teacher_cache=off."
+        ) from None
+    rows = {value.shape[0] for value in features.values()} | {index.shape[0]}
+    if rows != {len(split)} or not np.array_equal(index, split.index):
+        raise TfkdError(
+            f"the teacher-output cache in {directory} does not have one row per training example in order. "
+            f"Fix: delete {directory} to rebuild it, or pass --teacher_cache=off."
+        )
+    return features
+
+
+def _build(
+    directory: str, teacher: keras.Model, split: TokenizedSplit, keys: Sequence[str], dtype: str, batch_size: int
+) -> Dict[str, np.ndarray]:
+    @tf.function
+    def forward(batch):
+        inputs = {name: batch[name] for name in INPUT_NAMES}
+        return compute_features(teacher(inputs, training=False), batch["padding_mask"], keys)
+
+    num_batches = steps_per_epoch(split, batch_size)
+    # Evaluation order, with each example's row position riding along.
+    dataset = make_dataset(split, batch_size, shuffle=False, seed=0, extras={"row": np.arange(len(split), dtype=np.int32)})
+    arrays: Dict[str, np.ndarray] = {}
+    progress = keras.utils.Progbar(num_batches, unit_name="batch")
+    for step, batch in enumerate(dataset):
+        rows = batch["row"].numpy()
+        for key, value in forward(batch).items():
+            value = value.numpy()
+            if key not in arrays:
+                arrays[key] = np.zeros((len(split),) + value.shape[1:], dtype)
+            arrays[key][rows] = value
+        progress.update(step + 1)
+    return arrays
+
+
+def load_or_build(
+    directory: str,
+    teacher: keras.Model,
+    vocab_path: str,
+    split: TokenizedSplit,
+    features: Sequence[str],
+    dtype: str = "float32",
+    batch_size: int = 64,
+) -> TeacherCache:
+    """The cache of `features` for `split` in `directory`: loaded when its
+    fingerprint matches, computed (one teacher pass, with a progress bar) when
+    the directory holds none; a cache with another fingerprint raises a
+    `TfkdError` naming what differs.
+
+    Args:
+        directory: the cache's directory.
+        teacher: the frozen teacher (a `BertModel`).
+        vocab_path: the teacher's vocabulary file.
+        split: the tokenized training split.
+        features: the feature names (`cacheable_features`).
+        dtype: "float32", or "float16" for half the memory.
+        batch_size: batch size of the teacher pass.
+    """
+    if dtype not in DTYPES:
+        raise TfkdError(f"teacher-cache dtype '{dtype}' is not supported. Fix: use one of {', '.join(DTYPES)}.")
+    expected = fingerprint(teacher, vocab_path, split, features, dtype)
+    path = os.path.join(directory, FINGERPRINT)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                stored = json.load(f)
+        except (OSError, ValueError):
+            stored = {}
+        if stored != expected:
+            raise TfkdError(
+                f"the teacher-output cache in {directory} was made for "
+                f"{_describe_mismatch(stored, expected) or 'an unreadable fingerprint'}; it is not used. "
+                f"Fix: delete {directory} to rebuild it, pass --teacher_cache=<another directory>, or --teacher_cache=off."
+            )
+        return TeacherCache(directory, _load(directory, expected, split), built=False)
+    if os.path.isdir(directory) and os.listdir(directory):
+        raise TfkdError(
+            f"{directory} is not empty but holds no teacher-output cache ({FINGERPRINT} is missing). "
+            "Fix: point --teacher_cache at an empty or new directory."
+        )
+    arrays = _build(directory, teacher, split, features, dtype, batch_size)
+    staging = directory.rstrip("/") + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    for key, value in arrays.items():
+        np.save(os.path.join(staging, f"{key}.npy"), value)
+    np.save(os.path.join(staging, "index.npy"), split.index)
+    with open(os.path.join(staging, FINGERPRINT), "w") as f:
+        json.dump(expected, f, indent=1)
+    if os.path.isdir(directory):
+        os.rmdir(directory)
+    os.rename(staging, directory)
+    return TeacherCache(directory, arrays, built=True)
