@@ -156,6 +156,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         every_steps: save every this many steps as well (0: at epoch ends only).
         max_to_keep: checkpoints kept.
         check_every_steps: read the non-finite record at least this often.
+        restore_directory: resume from the checkpoints there instead (a
+            non-chief worker saves into scratch but resumes from the chief's).
 
     Example:
     >>> checkpoint = TrainingCheckpoint("run/checkpoints", distiller, steps_per_epoch=100, every_steps=50)
@@ -164,9 +166,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, directory: str, distiller, steps_per_epoch: int, every_steps: int = 0, max_to_keep: int = 2,
-                 check_every_steps: int = 50):
+                 check_every_steps: int = 50, restore_directory: Optional[str] = None):
         super().__init__()
         self.directory = directory
+        self.restore_directory = restore_directory or directory
         self.distiller = distiller
         self.steps_per_epoch = steps_per_epoch
         self.every_steps = every_steps
@@ -212,12 +215,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def restore(self) -> int:
         """Restores the latest checkpoint if there is one; returns the global step to start from."""
-        path = self.manager.latest_checkpoint
+        source = self.restore_directory
+        path = self.manager.latest_checkpoint if source == self.directory else tf.train.latest_checkpoint(source)
         if path is None:
-            found = sorted(f[:-len(".index")] for f in os.listdir(self.directory) if f.startswith("ckpt-") and f.endswith(".index")) if os.path.isdir(self.directory) else []
+            found = sorted(f[:-len(".index")] for f in os.listdir(source) if f.startswith("ckpt-") and f.endswith(".index")) if os.path.isdir(source) else []
             if found:
                 raise TfkdError(
-                    f"{self.directory} holds checkpoints ({', '.join(found)}) but its state file 'checkpoint' is missing "
+                    f"{source} holds checkpoints ({', '.join(found)}) but its state file 'checkpoint' is missing "
                     "or damaged, so the latest one is unknown. Fix: write that file with the line "
                     f"model_checkpoint_path: \"{found[-1]}\" (the newest), or delete the folder to start from scratch."
                 )

@@ -38,9 +38,24 @@ def configure_cpu_replicas(num_replicas: int) -> None:
             ) from None
 
 
+def worker_index(strategy: tf.distribute.Strategy) -> int:
+    """This process's place among MultiWorkerMirroredStrategy workers: 0 for the
+    chief (the only one that writes the run's outputs) and for single-process
+    strategies, 1.. for the other workers."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 0
+    if resolver.task_type == "chief":
+        return 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return int(resolver.task_id) + (1 if has_chief else 0)
+
+
 def make_strategy(name: str = "auto", tpu: Optional[str] = None, cpu_replicas: int = 0) -> tf.distribute.Strategy:
     """Returns the strategy named by `--strategy` (see module docstring)."""
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical, not logical: listing logical devices starts TensorFlow's
+    # runtime, after which MultiWorkerMirroredStrategy can no longer be set up.
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         if cpu_replicas > 1:
             name = "mirrored"

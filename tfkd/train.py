@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
+import shutil
 import sys
 import time
 from typing import Dict, Optional, Tuple
@@ -46,7 +47,7 @@ from tfkd.errors import EXIT_PREEMPTED, TfkdError, TrainingPreempted
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
 from tfkd.precision import PRECISIONS, set_precision
-from tfkd.strategy import STRATEGIES, configure_cpu_replicas, make_strategy
+from tfkd.strategy import STRATEGIES, configure_cpu_replicas, make_strategy, worker_index
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import (
     BertModel,
@@ -182,7 +183,9 @@ def train_model(
         optimizer=make_optimizer(learning_rate, total_steps, FLAGS.warmup_ratio, FLAGS.weight_decay, FLAGS.clipnorm),
         jit_compile=FLAGS.jit_compile,
     )
-    checkpoint = TrainingCheckpoint(os.path.join(workdir, "checkpoints"), distiller, steps, every_steps=FLAGS.checkpoint_every_steps)
+    checkpoints = os.path.join(workdir, "checkpoints")
+    checkpoint = TrainingCheckpoint(checkpoints, distiller, steps, every_steps=FLAGS.checkpoint_every_steps,
+                                    restore_directory=_chief_path(checkpoints))
     distiller.build_for_restore()
     start_step = checkpoint.restore()
     start_epoch = start_step // steps
@@ -269,6 +272,17 @@ def teacher_cache(distiller: Distiller, train: TokenizedSplit, vocab_path: str, 
     _log(f"teacher cache: {'computed' if cache.built else 'loaded'} {', '.join(features)} for {len(train)} examples "
          f"({cache.nbytes / 2**20:.1f} MB {FLAGS.teacher_cache_dtype}) in {directory}; the teacher does not run during training")
     return cache
+
+
+# MultiWorkerMirroredStrategy: worker k > 0 writes into a scratch copy of the workdir.
+_worker = {"index": 0, "workdir": ""}
+
+
+def _chief_path(path: str) -> str:
+    """Where the chief keeps what this worker keeps at `path` (the same path on the chief itself)."""
+    if not _worker["index"]:
+        return path
+    return os.path.join(FLAGS.workdir, os.path.relpath(path, _worker["workdir"]))
 
 
 def fit_from(
@@ -401,30 +415,37 @@ def main(argv) -> None:
     if not FLAGS.workdir:
         raise TfkdError("--workdir is required. Fix: pass --workdir=<output directory>.")
     configure_cpu_replicas(FLAGS.cpu_replicas)
-    if FLAGS.cpu_replicas > 1 and FLAGS.jit_compile:
-        _log("--cpu_replicas: XLA cannot place one step across logical CPU devices; training without --jit_compile")
+    # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything else.
+    strategy = make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas)
+    index = worker_index(strategy)
+    if (FLAGS.cpu_replicas > 1 or FLAGS.strategy == "multi_worker") and FLAGS.jit_compile:
+        _log("XLA cannot compile the cross-device reductions of CPU replicas or workers; training without --jit_compile")
         FLAGS.jit_compile = False
     keras.utils.set_random_seed(FLAGS.seed)
     set_precision(FLAGS.mixed_precision)
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     task = get_task(FLAGS.task)
-    os.makedirs(FLAGS.workdir, exist_ok=True)
-    with make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas).scope():
-        results = _run(task)
+    workdir = FLAGS.workdir if index == 0 else os.path.join(FLAGS.workdir, "launch", f"worker-{index}-scratch")
+    _worker.update(index=index, workdir=workdir)
+    if index:
+        _log(f"worker {index}: the chief writes {FLAGS.workdir}; this worker's copy goes to {workdir} (removed at the end)")
+    os.makedirs(workdir, exist_ok=True)
+    with strategy.scope():
+        results = _run(task, workdir)
+    if index:
+        shutil.rmtree(workdir, ignore_errors=True)
     best = results["best_dev"]
     _log(f"done: best dev {primary_metric(task)} {100 * best[primary_metric(task)]:.2f} (epoch {results['best_epoch']}); results in {os.path.join(FLAGS.workdir, 'results.json')}")
 
 
-def _run(task: GlueTask) -> Dict:
+def _run(task: GlueTask, workdir: str) -> Dict:
     if FLAGS.mode == "finetune":
-        if FLAGS.finetune_model == "teacher":
-            loaded = load_teacher(FLAGS.teacher, task.num_labels, FLAGS.workdir)
-        else:
-            loaded = load_teacher(FLAGS.teacher, task.num_labels, FLAGS.workdir)
+        loaded = load_teacher(FLAGS.teacher, task.num_labels, workdir)
+        if FLAGS.finetune_model == "student":
             loaded.model = make_student(loaded, task.num_labels, output_attentions=False)
-        return finetune(task, FLAGS.workdir, loaded, FLAGS.epochs, FLAGS.learning_rate)
-    return distill(task, FLAGS.workdir)
+        return finetune(task, workdir, loaded, FLAGS.epochs, FLAGS.learning_rate)
+    return distill(task, workdir)
 
 
 def run() -> None:

@@ -427,8 +427,13 @@ def make_dataset(
             "weight": weight,
         } | {key: tf.gather(value, batch) for key, value in extras.items()}
 
+    # Each element is a global batch: under MultiWorkerMirroredStrategy every
+    # worker builds the same plan and takes its replicas' rows of each batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return (
         tf.data.Dataset.from_tensor_slices((plan.astype(np.int32), weights))
         .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
     )

@@ -53,6 +53,16 @@ def _replicas_in_sync() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def _step_logs(metrics) -> Dict[str, tf.Tensor]:
+    logs = {m.name: m.result() for m in metrics}
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
+        # Keras reduces step outputs across workers with a MEAN over axis 0,
+        # which a scalar lacks: give each value that axis.
+        logs = {name: value[None] for name, value in logs.items()}
+    return logs
+
+
 class Distiller(keras.Model):
     """Trains `student` on a weighted sum of distillation losses.
 
@@ -162,6 +172,14 @@ class Distiller(keras.Model):
             self.build()
         self.optimizer.build(self._train_vars)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' fit draws a first batch and MEAN-reduces it across replicas
+        # only to build state that is not built yet; MultiWorkerMirroredStrategy
+        # cannot reduce a dict of tensors. A built distiller needs none of it.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # --- steps -----------------------------------------------------------------------------
 
     def teacher_outputs(self, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -197,12 +215,38 @@ class Distiller(keras.Model):
             g if g is None or group < 0 else g * tf.cast(scale[group], g.dtype)
             for g, group in zip(gradients, self._train_groups)
         ]
+        gradients = self._clip_global_batch_gradient(gradients)
         self.optimizer.apply_gradients(zip(gradients, self._train_vars))
         self._record_nonfinite(terms, total)
         self.total_tracker.update_state(total)
         for tracker, term in zip(self.term_trackers, terms):
             tracker.update_state(term)
-        return {m.name: m.result() for m in self.metrics[:-1]}
+        return _step_logs(self.metrics[:-1])
+
+    def _clip_global_batch_gradient(self, gradients: List[Optional[tf.Tensor]]) -> List[Optional[tf.Tensor]]:
+        """Global-norm clipping of the global batch's gradient under several replicas.
+
+        Keras clips each replica's gradient before it sums them, which is not
+        the clipped gradient of the global batch (nor the single-device step).
+        Here the replicas' gradients are summed and clipped first, and each
+        replica passes on 1/R of the result: the optimizer's own clipping then
+        leaves it unchanged (its norm is at most clipnorm/R) and its sum
+        restores it.
+        """
+        replicas = _replicas_in_sync()
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        if replicas == 1 or not inner.global_clipnorm:
+            return gradients
+        present = [i for i, g in enumerate(gradients) if g is not None]
+        summed = all_reduce_sum([tf.cast(gradients[i], tf.float32) for i in present])
+        # Under float16 loss scaling the gradients carry the loss scale.
+        loss_scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if inner is not self.optimizer else 1.0
+        norm = tf.linalg.global_norm(summed) / loss_scale
+        factor = tf.minimum(1.0, inner.global_clipnorm / norm) / replicas
+        clipped = list(gradients)
+        for i, g in zip(present, summed):
+            clipped[i] = tf.cast(g * factor, gradients[i].dtype)
+        return clipped
 
     def _record_nonfinite(self, terms: List[tf.Tensor], total: tf.Tensor) -> None:
         step = self.steps_run.assign_add(1)
@@ -236,7 +280,7 @@ class Distiller(keras.Model):
         student_out = self.student(inputs, training=False)
         if self.eval_loss is not None:
             self.eval_tracker.update_state(self.eval_loss({}, student_out, data, training=False))
-        return {self.eval_tracker.name: self.eval_tracker.result()}
+        return _step_logs([self.eval_tracker])
 
     def predict_step(self, data):
         data = _unpack(data)

@@ -30,11 +30,18 @@ def replica_id() -> tf.Tensor:
 
 
 def all_gather(x: tf.Tensor) -> tf.Tensor:
-    """Every replica's `x` concatenated along axis 0, in replica order."""
+    """Every replica's `x` concatenated along axis 0, in replica order
+    (replicas hold equally many rows, as slices of one global batch do)."""
     context = _replica_context()
     if context is None:
         return x
-    return context.all_gather(x, axis=0)
+    # A sum of zero-padded slots rather than ReplicaContext.all_gather, which
+    # fails inside a tf.function under MultiWorkerMirroredStrategy
+    # ("destinations can not be empty"); adding zeros is exact.
+    replicas = context.num_replicas_in_sync
+    slot = tf.reshape(tf.one_hot(replica_id(), replicas, dtype=x.dtype), [replicas] + [1] * x.shape.rank)
+    gathered = context.all_reduce(tf.distribute.ReduceOp.SUM, slot * x[None])
+    return tf.reshape(gathered, tf.concat([[-1], tf.shape(x)[1:]], axis=0))
 
 
 def all_reduce_sum(x: tf.Tensor) -> tf.Tensor:
