@@ -1,6 +1,9 @@
 import json
 
-from tfkd.report import load_runs, scatter, table
+import pytest
+
+from tfkd.errors import TfkdError
+from tfkd.report import attach_exports, load_runs, scatter, table
 
 
 def fake_run(path, method, seed, f1, params=17_000_000):
@@ -23,3 +26,42 @@ def test_seeds_are_grouped_with_mean_and_std(tmp_path):
     assert "| codir | 3 | 17.0 | 1 | f1 84.0 |" in text
     scatter(load_runs(paths), str(tmp_path / "plot.png"), "test")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def fake_export(folder, workdir, student_ms, teacher_ms=None, size=5_000_000):
+    folder.mkdir(parents=True)
+    rows = [{"name": "student TFLite dynamic_int8", "size_bytes": size, "latency_ms": {"median": student_ms, "p90": 1.0}},
+            {"name": "student Keras", "size_bytes": 1, "latency_ms": None}]
+    if teacher_ms is not None:
+        rows.append({"name": "teacher TFLite dynamic_int8", "size_bytes": 2 * size,
+                     "latency_ms": {"median": teacher_ms, "p90": 1.0}})
+    (folder / "report.json").write_text(json.dumps({"rows": rows}))
+    (folder / "tfkd_export.json").write_text(json.dumps({"source": {"workdir": str(workdir)}}))
+    return str(folder)
+
+
+def test_exports_add_size_and_latency_columns_and_the_latency_axis(tmp_path):
+    paths = [fake_run(tmp_path / f"kd{s}", "kd", s, f) for s, f in ((1, 0.80), (2, 0.82))]
+    runs = load_runs(paths)
+    exports = [fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0, teacher_ms=9.0),
+               fake_export(tmp_path / "serving" / "kd2" / "1", tmp_path / "kd2", 6.0, size=7_000_000)]
+    attach_exports(runs, exports)
+    assert runs[0]["export"] == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0}
+    assert runs[0]["teacher_export"]["latency_ms"] == 9.0 and "teacher_export" not in runs[1]
+    text = table(runs)
+    assert "TFLite dynamic_int8 MB | p50 latency ms |" in text
+    assert text.splitlines()[2].endswith("| 6.0 | 5.00 |")
+    scatter(runs, str(tmp_path / "plot.png"), "test")
+    assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_exports_of_other_runs_or_missing_artefacts_are_refused(tmp_path):
+    runs = load_runs([fake_run(tmp_path / "kd1", "kd", 1, 0.8)])
+    stranger = fake_export(tmp_path / "serving" / "other" / "1", tmp_path / "other", 4.0)
+    with pytest.raises(TfkdError, match="not among the runs given"):
+        attach_exports(runs, [stranger])
+    own = fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0)
+    with pytest.raises(TfkdError, match="has no 'student TFLite full_int8' row"):
+        attach_exports(runs, [own], artefact="TFLite full_int8")
+    with pytest.raises(TfkdError, match="no report.json"):
+        attach_exports(runs, [str(tmp_path / "kd1")])

@@ -62,9 +62,10 @@ from absl import app, flags
 import tfkd  # noqa: F401  (selects the TensorFlow backend before keras is imported)
 
 import keras
-import numpy as np
 
+from tfkd import cli_flags
 from tfkd.callbacks import Throughput, TrainingCheckpoint, write_json
+from tfkd.cli_flags import log
 from tfkd.data import make_tokenizer
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.pretrain import MaskingConfig, load_pretraining_texts, mask_batches
@@ -77,14 +78,15 @@ from tfkd.models import (
     ModelMetadata,
     StudentConfig,
     build_student,
+    count_params,
     initialize_from,
     load_teacher,
     parse_layer_map,
     save_model_dir,
 )
 from tfkd.models.sources import source_kind
-from tfkd.precision import PRECISIONS, set_precision
-from tfkd.strategy import STRATEGIES, configure_cpu_replicas, make_strategy
+from tfkd.precision import set_precision
+from tfkd.strategy import configure_cpu_replicas, make_strategy
 
 FLAGS = flags.FLAGS
 
@@ -101,22 +103,16 @@ flags.DEFINE_string("text_file", "", "Unlabelled corpus: a UTF-8 file with one s
 flags.DEFINE_string("task", "", "Or a GLUE task whose training texts (labels dropped) are the corpus.")
 flags.DEFINE_string("glue_dir", None, "GLUE TSV directory for --task (without it, tensorflow-datasets).")
 flags.DEFINE_integer("max_train_examples", None, "Use only the first N texts.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum tokens per example, [CLS]/[SEP] included.")
-flags.DEFINE_integer("batch_size", 32, "Training batch size (global).")
-flags.DEFINE_integer("pad_to_multiple_of", 0, "Pad each batch to a multiple of this many tokens; 0: geometric buckets (see tfkd.data.pipeline.bucket_widths).")
 # --- masked LM ------------------------------------------------------------------------------
 flags.DEFINE_float("mlm_weight", 1.0, "Weight of the student's MLM loss.")
 flags.DEFINE_float("mlm_probability", 0.15, "Fraction of the real tokens (not [CLS]/[SEP]) predicted per example.")
 flags.DEFINE_float("mask_token_rate", 0.8, "Fraction of the predicted tokens replaced by [MASK].")
 flags.DEFINE_float("random_token_rate", 0.1, "Fraction replaced by a random token (the rest are kept).")
+cli_flags.define_batch_flags()
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged), a Hugging Face BERT directory, a tfkd model directory or a keras-hub preset.")
-flags.DEFINE_integer("student_layers", 3, "Student transformer layers.")
-flags.DEFINE_integer("student_hidden_dim", 384, "Student hidden width.")
-flags.DEFINE_integer("student_heads", 12, "Student attention heads.")
-flags.DEFINE_integer("student_intermediate_dim", 1536, "Student feed-forward width.")
 flags.DEFINE_enum("student_init", "pretrained", ["pretrained", "teacher", "random"], "pretrained: copy from the teacher's pretrained source (the teacher itself when it is not fine-tuned); teacher: copy from the teacher; random.")
-flags.DEFINE_list("student_layers_from", [], "1-based source layers copied into the student (default: uniform, 6→3: 2,4,6).")
+cli_flags.define_student_flags()
 flags.DEFINE_float("dropout", 0.1, "Dropout of the student.")
 flags.DEFINE_string("layer_map", "", "Teacher layer for each student layer (CoDIR's mapped layers), e.g. 2,4,6. Empty: uniform.")
 # --- CoDIR ----------------------------------------------------------------------------------
@@ -132,26 +128,11 @@ flags.DEFINE_enum("codir_negatives", "uniform", ["uniform", "in_batch"], "Unifor
 flags.DEFINE_enum("codir_bank_init", "teacher", ["teacher", "random"], "Fill the bank by one teacher pass, or randomly.")
 # --- optimisation ---------------------------------------------------------------------------
 flags.DEFINE_integer("epochs", 3, "Training epochs over the corpus.")
-flags.DEFINE_float("learning_rate", 1e-4, "Peak AdamW learning rate.")
-flags.DEFINE_float("warmup_ratio", 0.1, "Fraction of steps with linear warm-up.")
-flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on biases and LayerNorm).")
-flags.DEFINE_float("clipnorm", 1.0, "Global gradient-norm clip (0: off).")
+cli_flags.define_optimization_flags(learning_rate=1e-4)
 flags.DEFINE_integer("seed", 1, "Random seed (data order, masks, initialisation, negatives).")
-flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA.")
-flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS), "float32, bfloat16 or float16 (see tfkd.train).")
-flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy (auto: mirrored when >1 GPU).")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
-flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (multi-replica runs on CPU).")
-flags.DEFINE_integer("tensorboard_update_freq", 50, "Write per-step TensorBoard scalars every N steps.")
+cli_flags.define_runtime_flags()
 
 
-def _log(message: str) -> None:
-    print(f"[tfkd] {message}", flush=True)
-
-
-def _count_params(model: keras.Model) -> int:
-    """All weights (a frozen teacher's count too), excluding dropout seed states, as tfkd.train counts."""
-    return int(sum(np.prod(v.shape) for v in model.weights if "seed_generator" not in v.path))
 
 
 def _load(spec: str) -> LoadedModel:
@@ -192,7 +173,7 @@ def load_corpus(tokenizer) -> Tuple[TokenizedSplit, str]:
     examples = load_pretraining_texts(FLAGS.text_file, FLAGS.task, FLAGS.glue_dir, FLAGS.max_train_examples)
     corpus = tokenize(examples, tokenizer, FLAGS.max_seq_length)
     efficiency = padding_efficiency(corpus, FLAGS.batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of)
-    _log(
+    log(
         f"corpus {examples.source}: {len(corpus)} texts, mean length {corpus.lengths.mean():.1f} tokens, "
         f"{corpus.num_truncated} truncated to {FLAGS.max_seq_length}; padding efficiency {efficiency:.3f}"
     )
@@ -248,7 +229,7 @@ def pretrain(workdir: str) -> Dict:
         num_train_examples=len(corpus),
     )
     terms = loss_specs(context, student)
-    _log(NO_MLM_KD)
+    log(NO_MLM_KD)
     uses_teacher = FLAGS.codir_weight > 0
     distiller = Distiller(student, teacher.model if uses_teacher else None, terms, num_pairs=max(len(layer_map), 1))
 
@@ -264,7 +245,7 @@ def pretrain(workdir: str) -> Dict:
     distiller.build_for_restore()
     start_epoch = checkpoint.restore() // steps
     if start_epoch >= FLAGS.epochs and os.path.exists(results_path):
-        _log(f"already trained for {FLAGS.epochs} epochs; the model is in {model_dir}")
+        log(f"already trained for {FLAGS.epochs} epochs; the model is in {model_dir}")
         with open(results_path, encoding="utf-8") as f:
             return json.load(f)
 
@@ -287,7 +268,7 @@ def pretrain(workdir: str) -> Dict:
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=FLAGS.tensorboard_update_freq),
         checkpoint,
     ]
-    _log(f"pre-training {FLAGS.epochs} epochs x {steps} steps from epoch {start_epoch + 1}; losses: "
+    log(f"pre-training {FLAGS.epochs} epochs x {steps} steps from epoch {start_epoch + 1}; losses: "
          + ", ".join(f"{w:g}*{n}" for n, _, w in terms) + f"; {masking.max_predictions} predictions per example at most")
     start = time.perf_counter()
     history: Dict[str, List[float]] = {}
@@ -324,8 +305,8 @@ def pretrain(workdir: str) -> Dict:
         "wall_seconds": wall,
         "padding_efficiency": padding_efficiency(corpus, FLAGS.batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of),
         "max_predictions_per_example": masking.max_predictions,
-        "teacher": {"source": FLAGS.teacher, "layers": teacher.model.num_layers, "params": _count_params(teacher.model)},
-        "student": {"layers": student.num_layers, "hidden_dim": student.hidden_dim, "params": _count_params(student)},
+        "teacher": {"source": FLAGS.teacher, "layers": teacher.model.num_layers, "params": count_params(teacher.model)},
+        "student": {"layers": student.num_layers, "hidden_dim": student.hidden_dim, "params": count_params(student)},
         "layer_map": [list(p) for p in layer_map],
         "model_dir": model_dir,
         "flags": {f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__])},
@@ -346,7 +327,7 @@ def main(argv) -> None:
     with make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas).scope():
         results = pretrain(FLAGS.workdir)
     losses = ", ".join(f"{k} {v:.4f}" for k, v in results["losses"].items())
-    _log(f"done: {losses}; {results['train_examples_per_second']:.1f} examples/s; student in {results['model_dir']} "
+    log(f"done: {losses}; {results['train_examples_per_second']:.1f} examples/s; student in {results['model_dir']} "
          f"(fine-tune it with python -m tfkd.train --student_init={results['model_dir']})")
 
 

@@ -35,8 +35,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd import methods
+from tfkd import cli_flags, methods
 from tfkd.callbacks import DevEvaluation, PreemptionSignal, Throughput, TrainingCheckpoint, write_json
+from tfkd.cli_flags import log
 from tfkd.data import load_split, make_tokenizer
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.tasks import GlueTask, get_task
@@ -46,8 +47,8 @@ from tfkd.distill.teacher_cache import TeacherCache, cacheable_features, load_or
 from tfkd.errors import EXIT_PREEMPTED, TfkdError, TrainingPreempted
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
-from tfkd.precision import PRECISIONS, set_precision
-from tfkd.strategy import STRATEGIES, configure_cpu_replicas, make_strategy, worker_index
+from tfkd.precision import set_precision
+from tfkd.strategy import configure_cpu_replicas, make_strategy, worker_index
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import (
     BertModel,
@@ -55,6 +56,7 @@ from tfkd.models import (
     ModelMetadata,
     StudentConfig,
     build_student,
+    count_params,
     load_model_dir,
     load_teacher,
     parse_layer_map,
@@ -73,58 +75,37 @@ flags.DEFINE_string("workdir", None, "Output directory (model/, checkpoints/, lo
 flags.DEFINE_string("task", "sst2", "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or 'synthetic'.")
 flags.DEFINE_string("glue_dir", None, "Directory of the original GLUE TSV files (the task folder or its parent). Without it, tensorflow-datasets' glue/<task> is used.")
 flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (a documented subset).")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum tokens per example, [CLS]/[SEP] included.")
-flags.DEFINE_integer("batch_size", 32, "Training batch size (global).")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
-flags.DEFINE_integer("pad_to_multiple_of", 0, "Pad each batch to a multiple of this many tokens; 0: geometric buckets (4, 8, .., 32, 40, .., 64, 80, ..), least padding for about as many XLA shapes as 8.")
+cli_flags.define_batch_flags()
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged, offline), a keras-hub preset, a Hugging Face BERT directory, or a tfkd model directory / .keras file.")
 flags.DEFINE_integer("finetune_teacher_epochs", 0, "Distil mode with a teacher whose head is untrained: fine-tune it this many epochs first (into <workdir>/teacher; reused on re-runs).")
 flags.DEFINE_string("finetuned_teacher_dir", "", "Where the teacher fine-tuned by --finetune_teacher_epochs lives (default <workdir>/teacher); several runs can share one.")
 flags.DEFINE_float("teacher_learning_rate", 5e-5, "Peak learning rate of that teacher fine-tuning.")
-flags.DEFINE_integer("student_layers", 3, "Student transformer layers.")
-flags.DEFINE_integer("student_hidden_dim", 384, "Student hidden width.")
-flags.DEFINE_integer("student_heads", 12, "Student attention heads.")
-flags.DEFINE_integer("student_intermediate_dim", 1536, "Student feed-forward width.")
 flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; or a tfkd model directory (e.g. a CoDIR pre-training output).")
-flags.DEFINE_list("student_layers_from", [], "1-based source layers copied into the student (default: uniform, 6→3: 2,4,6).")
+cli_flags.define_student_flags()
 flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.")
 flags.DEFINE_string("teacher_cache", "auto", "auto: when every loss reads only per-example teacher outputs (kd logits, CoDIR/ACKD summary vectors, [CLS] vectors), compute them once into <workdir>/teacher_cache and train without running the teacher; off: run the teacher every step; or a directory, which runs with the same teacher and data can share. A cache made for another teacher, vocabulary, data or max length is refused.")
 flags.DEFINE_enum("teacher_cache_dtype", "float32", list(CACHE_DTYPES), "Storage of the teacher cache; float16 halves its memory.")
 # --- optimisation ---------------------------------------------------------------------------
 flags.DEFINE_integer("epochs", 3, "Training epochs (for progressive/stacked: derived from the stage flags when 0).")
-flags.DEFINE_float("learning_rate", 5e-5, "Peak AdamW learning rate.")
-flags.DEFINE_float("warmup_ratio", 0.1, "Fraction of steps with linear warm-up.")
-flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on biases and LayerNorm).")
-flags.DEFINE_float("clipnorm", 1.0, "Global gradient-norm clip (0: off).")
+cli_flags.define_optimization_flags(learning_rate=5e-5)
 flags.DEFINE_integer("seed", 1, "Random seed (data order, initialisation, dropout).")
-flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA (one compile per padded length).")
+cli_flags.define_runtime_flags()
 flags.DEFINE_bool("eval_jit_compile", False, "Also compile dev evaluation with XLA (pays off only for large dev sets: each padded length costs a compile).")
-flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS), "float32, bfloat16 or float16 (16-bit compute, float32 weights and losses; float16 adds dynamic loss scaling). mixed_bfloat16/mixed_float16 are aliases.")
-flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy (auto: mirrored when >1 GPU).")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
-flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (tests multi-replica training on CPU).")
-flags.DEFINE_integer("tensorboard_update_freq", 50, "Write per-step TensorBoard scalars every N steps.")
 flags.DEFINE_integer("checkpoint_every_steps", 500, "Also checkpoint every N steps within an epoch (0: at epoch ends only); a re-run resumes at the exact step.")
 flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops (tf.config.experimental.enable_op_determinism): bit-identical reruns, slower on GPU.")
 
 methods.define_flags()
 
 
-def _log(message: str) -> None:
-    print(f"[tfkd] {message}", flush=True)
-
-
-def _count_params(model: keras.Model) -> int:
-    """All weights (a frozen teacher's count too), excluding dropout seed states."""
-    return int(sum(np.prod(v.shape) for v in model.weights if "seed_generator" not in v.path))
 
 
 def load_data(task: GlueTask, tokenizer, max_train_examples: Optional[int]) -> Tuple[TokenizedSplit, TokenizedSplit]:
     train = tokenize(load_split(task, "train", FLAGS.glue_dir, max_examples=max_train_examples), tokenizer, FLAGS.max_seq_length)
     dev = tokenize(load_split(task, "dev", FLAGS.glue_dir), tokenizer, FLAGS.max_seq_length)
     efficiency = padding_efficiency(train, FLAGS.batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of)
-    _log(
+    log(
         f"{task.name}: {len(train.lengths)} train / {len(dev.lengths)} dev examples, "
         f"mean length {train.lengths.mean():.1f} tokens, {train.num_truncated} truncated to {FLAGS.max_seq_length}; "
         f"padding efficiency {efficiency:.3f} (real / padded tokens, batch {FLAGS.batch_size})"
@@ -216,7 +197,7 @@ def train_model(
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=FLAGS.tensorboard_update_freq),
         checkpoint,
     ]
-    _log(f"training {epochs} epochs x {steps} steps from {checkpoint.where(start_step)}; losses: "
+    log(f"training {epochs} epochs x {steps} steps from {checkpoint.where(start_step)}; losses: "
          + ", ".join(f"{w:g}*{n}" for n, _, w, _ in loss_specs) + f"; algorithm {algorithm}; stages: "
          + ", ".join(f"{s.name} ({s.steps} steps)" for s in stages))
     start = time.perf_counter()
@@ -247,7 +228,7 @@ def train_model(
             "megabytes": cache.nbytes / 2**20, "built": cache.built, "seconds": cache_seconds,
         },
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "student": {"layers": student.num_layers, "hidden_dim": student.hidden_dim, "params": _count_params(student)},
+        "student": {"layers": student.num_layers, "hidden_dim": student.hidden_dim, "params": count_params(student)},
         "losses": [{"name": n, "key": k, "weight": w, "args": a} for n, k, w, a in loss_specs],
         "algorithm": algorithm,
         "layer_map": [list(p) for p in layer_map],
@@ -263,13 +244,13 @@ def teacher_cache(distiller: Distiller, train: TokenizedSplit, vocab_path: str, 
         return None
     features, blockers = cacheable_features(distiller.loss_layers)
     if features is None:
-        _log(f"teacher cache: not used, {', '.join(blockers)} read token-level teacher states; the teacher runs every step")
+        log(f"teacher cache: not used, {', '.join(blockers)} read token-level teacher states; the teacher runs every step")
         return None
     if not features:
         return None
     directory = os.path.join(workdir, "teacher_cache") if FLAGS.teacher_cache == "auto" else FLAGS.teacher_cache
     cache = load_or_build(directory, distiller.teacher, vocab_path, train, features, FLAGS.teacher_cache_dtype, FLAGS.eval_batch_size)
-    _log(f"teacher cache: {'computed' if cache.built else 'loaded'} {', '.join(features)} for {len(train)} examples "
+    log(f"teacher cache: {'computed' if cache.built else 'loaded'} {', '.join(features)} for {len(train)} examples "
          f"({cache.nbytes / 2**20:.1f} MB {FLAGS.teacher_cache_dtype}) in {directory}; the teacher does not run during training")
     return cache
 
@@ -304,7 +285,7 @@ def fit_from(
 
     epoch, batch = divmod(start_step, steps)
     if batch:
-        _log(f"finishing epoch {epoch + 1}: its batches {batch + 1}..{steps}")
+        log(f"finishing epoch {epoch + 1}: its batches {batch + 1}..{steps}")
         fit(epoch, epoch + 1, batch)
         epoch += 1
         if distiller.stop_training:  # preempted at the epoch's end
@@ -326,7 +307,7 @@ def obtain_teacher(task: GlueTask, workdir: str) -> LoadedModel:
                 f"{teacher_dir} holds a teacher fine-tuned from '{previous.base}' on '{previous.task}', not from "
                 f"'{loaded.metadata.base}' on '{task.name}'. Fix: pass another --finetuned_teacher_dir."
             )
-        _log(f"reusing the teacher fine-tuned earlier in {teacher_dir}/model")
+        log(f"reusing the teacher fine-tuned earlier in {teacher_dir}/model")
         return load_teacher(os.path.join(teacher_dir, "model"), task.num_labels, workdir)
     if FLAGS.finetune_teacher_epochs <= 0:
         raise TfkdError(
@@ -334,7 +315,7 @@ def obtain_teacher(task: GlueTask, workdir: str) -> LoadedModel:
             "--finetune_teacher_epochs=3 to fine-tune it first, or --teacher=<dir> of a teacher fine-tuned "
             "with `python -m tfkd.train --mode=finetune`."
         )
-    _log(f"fine-tuning the teacher '{FLAGS.teacher}' on {task.name} for {FLAGS.finetune_teacher_epochs} epochs")
+    log(f"fine-tuning the teacher '{FLAGS.teacher}' on {task.name} for {FLAGS.finetune_teacher_epochs} epochs")
     finetune(task, teacher_dir, loaded, FLAGS.finetune_teacher_epochs, FLAGS.teacher_learning_rate)
     return load_teacher(os.path.join(teacher_dir, "model"), task.num_labels, workdir)
 
@@ -368,7 +349,7 @@ def make_student(teacher: LoadedModel, num_classes: int, output_attentions: bool
         if source.num_layers == student.num_layers:
             # A student-sized source (e.g. a CoDIR pre-training output) is copied layer for layer.
             if layers_from and layers_from != list(range(1, student.num_layers + 1)):
-                _log(f"--student_init={FLAGS.student_init} has the student's {student.num_layers} layers: copying them 1:1, ignoring --student_layers_from")
+                log(f"--student_init={FLAGS.student_init} has the student's {student.num_layers} layers: copying them 1:1, ignoring --student_layers_from")
             layers_from = list(range(1, student.num_layers + 1))
     initialize_from(student, source, layers_from)
     return student
@@ -398,13 +379,13 @@ def distill(task: GlueTask, workdir: str) -> Dict:
         ("teacher", teacher.model, teacher_metrics),
         ("student (best dev)", best_student, results["best_dev"]),
     ]
-    results["teacher"] = {"source": FLAGS.teacher, "layers": teacher.model.num_layers, "params": _count_params(teacher.model), "dev": teacher_metrics}
+    results["teacher"] = {"source": FLAGS.teacher, "layers": teacher.model.num_layers, "params": count_params(teacher.model), "dev": teacher_metrics}
     results["comparison"] = []
     print("\n" + f"{'model':<20}{'layers':>7}{'params':>12}" + "".join(f"{m:>12}" for m in teacher_metrics) + f"{'fwd ex/s':>10}")
     for label, model, metrics in rows:
         speed = evaluator.throughput(model)
-        results["comparison"].append({"model": label, "params": _count_params(model), "dev": metrics, "forward_examples_per_second": speed})
-        print(f"{label:<20}{model.num_layers:>7}{_count_params(model):>12,}" + "".join(f"{100 * metrics[m]:>12.2f}" for m in teacher_metrics) + f"{speed:>10.0f}")
+        results["comparison"].append({"model": label, "params": count_params(model), "dev": metrics, "forward_examples_per_second": speed})
+        print(f"{label:<20}{model.num_layers:>7}{count_params(model):>12,}" + "".join(f"{100 * metrics[m]:>12.2f}" for m in teacher_metrics) + f"{speed:>10.0f}")
     write_json(os.path.join(workdir, "results.json"), results)
     return results
 
@@ -419,7 +400,7 @@ def main(argv) -> None:
     strategy = make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas)
     index = worker_index(strategy)
     if (FLAGS.cpu_replicas > 1 or FLAGS.strategy == "multi_worker") and FLAGS.jit_compile:
-        _log("XLA cannot compile the cross-device reductions of CPU replicas or workers; training without --jit_compile")
+        log("XLA cannot compile the cross-device reductions of CPU replicas or workers; training without --jit_compile")
         FLAGS.jit_compile = False
     keras.utils.set_random_seed(FLAGS.seed)
     set_precision(FLAGS.mixed_precision)
@@ -429,14 +410,14 @@ def main(argv) -> None:
     workdir = FLAGS.workdir if index == 0 else os.path.join(FLAGS.workdir, "launch", f"worker-{index}-scratch")
     _worker.update(index=index, workdir=workdir)
     if index:
-        _log(f"worker {index}: the chief writes {FLAGS.workdir}; this worker's copy goes to {workdir} (removed at the end)")
+        log(f"worker {index}: the chief writes {FLAGS.workdir}; this worker's copy goes to {workdir} (removed at the end)")
     os.makedirs(workdir, exist_ok=True)
     with strategy.scope():
         results = _run(task, workdir)
     if index:
         shutil.rmtree(workdir, ignore_errors=True)
     best = results["best_dev"]
-    _log(f"done: best dev {primary_metric(task)} {100 * best[primary_metric(task)]:.2f} (epoch {results['best_epoch']}); results in {os.path.join(FLAGS.workdir, 'results.json')}")
+    log(f"done: best dev {primary_metric(task)} {100 * best[primary_metric(task)]:.2f} (epoch {results['best_epoch']}); results in {os.path.join(FLAGS.workdir, 'results.json')}")
 
 
 def _run(task: GlueTask, workdir: str) -> Dict:
@@ -457,7 +438,7 @@ def run() -> None:
         print(f"tfkd: error: {e}", file=sys.stderr)
         sys.exit(2)
     except TrainingPreempted as e:
-        _log(f"preempted: {e}; exiting with status {EXIT_PREEMPTED}. Re-run the same command to resume.")
+        log(f"preempted: {e}; exiting with status {EXIT_PREEMPTED}. Re-run the same command to resume.")
         sys.exit(EXIT_PREEMPTED)
 
 
