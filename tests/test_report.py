@@ -65,3 +65,15 @@ def test_exports_of_other_runs_or_missing_artefacts_are_refused(tmp_path):
         attach_exports(runs, [own], artefact="TFLite full_int8")
     with pytest.raises(TfkdError, match="no report.json"):
         attach_exports(runs, [str(tmp_path / "kd1")])
+
+
+def test_teacher_and_label_only_runs_are_named_by_what_they_trained(tmp_path):
+    teacher = fake_run(tmp_path / "teacher", "kd", 1, 0.86, params=22_000_000)
+    student = fake_run(tmp_path / "student", "kd", 1, 0.81)
+    for path, model in ((teacher, "teacher"), (student, "student")):
+        results = tmp_path / path / "results.json"
+        run = json.loads(results.read_text())
+        run["flags"].update(mode="finetune", finetune_model=model)
+        results.write_text(json.dumps(run))
+    text = table(load_runs([teacher, student]))
+    assert "| teacher (fine-tuned) | 3 | 22.0 |" in text and "| student (labels only) | 3 | 17.0 |" in text

@@ -84,7 +84,7 @@ def attach_exports(runs: Sequence[Dict], paths: Sequence[str], artefact: str = "
 def run_label(run: Dict) -> str:
     flags_ = run.get("flags", {})
     if flags_.get("mode") == "finetune":
-        return f"{'teacher' if flags_.get('finetune_model') == 'teacher' else 'student'} (labels only)"
+        return "teacher (fine-tuned)" if flags_.get("finetune_model") == "teacher" else "student (labels only)"
     label = flags_.get("method", "?")
     if label == "internal":
         label += f" ({flags_.get('algorithm')})"
@@ -151,9 +151,14 @@ def scatter(runs: Sequence[Dict], path: str, title: str) -> None:
             slot = per_size.setdefault(params, 0)
             per_size[params] += 1
             xs = [params / 1e6 + 0.08 * slot] * len(ys)
-        is_teacher = label.startswith("teacher")
-        ax.scatter(xs, ys, marker="*" if is_teacher else "o", s=160 if is_teacher else 40, label=label)
-    teacher = next((r for r in runs if "teacher" in r and (not by_latency or "teacher_export" in r)), None)
+        if label.startswith("teacher"):
+            ax.scatter(xs, ys, marker="*", s=200, c="k", label=label)
+        else:
+            ax.scatter(xs, ys, marker="o", s=40, label=label)
+    # The distilled runs' own teacher, unless its fine-tuning run is plotted already.
+    has_teacher_run = any(label.startswith("teacher") for _, label, _, _ in groups)
+    teacher = None if has_teacher_run else next(
+        (r for r in runs if "teacher" in r and (not by_latency or "teacher_export" in r)), None)
     if teacher is not None:
         x = teacher["teacher_export"]["latency_ms"] if by_latency else teacher["teacher"]["params"] / 1e6
         ax.scatter([x], [100 * teacher["teacher"]["dev"][teacher["primary_metric"]]], marker="*", s=200, c="k",
