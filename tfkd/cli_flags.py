@@ -1,4 +1,5 @@
-"""Flags shared by the training commands (`tfkd.train`, `tfkd.pretrain`).
+"""Flags shared by the training commands (`tfkd.train`, `tfkd.pretrain`), and
+the progress line (`log`) every tfkd command prints.
 
 Each command calls the `define_*` groups it needs, so a flag means the same
 thing, with the same default and help, wherever it appears. absl attributes

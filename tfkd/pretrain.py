@@ -103,12 +103,12 @@ flags.DEFINE_string("text_file", "", "Unlabelled corpus: a UTF-8 file with one s
 flags.DEFINE_string("task", "", "Or a GLUE task whose training texts (labels dropped) are the corpus.")
 flags.DEFINE_string("glue_dir", None, "GLUE TSV directory for --task (without it, tensorflow-datasets).")
 flags.DEFINE_integer("max_train_examples", None, "Use only the first N texts.")
+cli_flags.define_batch_flags()
 # --- masked LM ------------------------------------------------------------------------------
 flags.DEFINE_float("mlm_weight", 1.0, "Weight of the student's MLM loss.")
 flags.DEFINE_float("mlm_probability", 0.15, "Fraction of the real tokens (not [CLS]/[SEP]) predicted per example.")
 flags.DEFINE_float("mask_token_rate", 0.8, "Fraction of the predicted tokens replaced by [MASK].")
 flags.DEFINE_float("random_token_rate", 0.1, "Fraction replaced by a random token (the rest are kept).")
-cli_flags.define_batch_flags()
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged), a Hugging Face BERT directory, a tfkd model directory or a keras-hub preset.")
 flags.DEFINE_enum("student_init", "pretrained", ["pretrained", "teacher", "random"], "pretrained: copy from the teacher's pretrained source (the teacher itself when it is not fine-tuned); teacher: copy from the teacher; random.")
@@ -131,8 +131,6 @@ flags.DEFINE_integer("epochs", 3, "Training epochs over the corpus.")
 cli_flags.define_optimization_flags(learning_rate=1e-4)
 flags.DEFINE_integer("seed", 1, "Random seed (data order, masks, initialisation, negatives).")
 cli_flags.define_runtime_flags()
-
-
 
 
 def _load(spec: str) -> LoadedModel:
@@ -269,7 +267,7 @@ def pretrain(workdir: str) -> Dict:
         checkpoint,
     ]
     log(f"pre-training {FLAGS.epochs} epochs x {steps} steps from epoch {start_epoch + 1}; losses: "
-         + ", ".join(f"{w:g}*{n}" for n, _, w in terms) + f"; {masking.max_predictions} predictions per example at most")
+        + ", ".join(f"{w:g}*{n}" for n, _, w in terms) + f"; {masking.max_predictions} predictions per example at most")
     start = time.perf_counter()
     history: Dict[str, List[float]] = {}
     if start_epoch < FLAGS.epochs:
@@ -328,7 +326,7 @@ def main(argv) -> None:
         results = pretrain(FLAGS.workdir)
     losses = ", ".join(f"{k} {v:.4f}" for k, v in results["losses"].items())
     log(f"done: {losses}; {results['train_examples_per_second']:.1f} examples/s; student in {results['model_dir']} "
-         f"(fine-tune it with python -m tfkd.train --student_init={results['model_dir']})")
+        f"(fine-tune it with python -m tfkd.train --student_init={results['model_dir']})")
 
 
 def run() -> None:

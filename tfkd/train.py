@@ -99,8 +99,6 @@ flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops (tf.conf
 methods.define_flags()
 
 
-
-
 def load_data(task: GlueTask, tokenizer, max_train_examples: Optional[int]) -> Tuple[TokenizedSplit, TokenizedSplit]:
     train = tokenize(load_split(task, "train", FLAGS.glue_dir, max_examples=max_train_examples), tokenizer, FLAGS.max_seq_length)
     dev = tokenize(load_split(task, "dev", FLAGS.glue_dir), tokenizer, FLAGS.max_seq_length)
@@ -198,8 +196,8 @@ def train_model(
         checkpoint,
     ]
     log(f"training {epochs} epochs x {steps} steps from {checkpoint.where(start_step)}; losses: "
-         + ", ".join(f"{w:g}*{n}" for n, _, w, _ in loss_specs) + f"; algorithm {algorithm}; stages: "
-         + ", ".join(f"{s.name} ({s.steps} steps)" for s in stages))
+        + ", ".join(f"{w:g}*{n}" for n, _, w, _ in loss_specs) + f"; algorithm {algorithm}; stages: "
+        + ", ".join(f"{s.name} ({s.steps} steps)" for s in stages))
     start = time.perf_counter()
     with PreemptionSignal() as preemption:
         checkpoint.preemption = preemption
@@ -251,7 +249,7 @@ def teacher_cache(distiller: Distiller, train: TokenizedSplit, vocab_path: str, 
     directory = os.path.join(workdir, "teacher_cache") if FLAGS.teacher_cache == "auto" else FLAGS.teacher_cache
     cache = load_or_build(directory, distiller.teacher, vocab_path, train, features, FLAGS.teacher_cache_dtype, FLAGS.eval_batch_size)
     log(f"teacher cache: {'computed' if cache.built else 'loaded'} {', '.join(features)} for {len(train)} examples "
-         f"({cache.nbytes / 2**20:.1f} MB {FLAGS.teacher_cache_dtype}) in {directory}; the teacher does not run during training")
+        f"({cache.nbytes / 2**20:.1f} MB {FLAGS.teacher_cache_dtype}) in {directory}; the teacher does not run during training")
     return cache
 
 

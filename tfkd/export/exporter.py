@@ -36,6 +36,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import tfkd
+from tfkd.cli_flags import log as cli_log
 from tfkd.data import Examples, TokenizedSplit, length_percentile, load_split, make_tokenizer, tokenize, vocab_checksum
 from tfkd.errors import TfkdError
 from tfkd.export.blessing import Blessing, bless
@@ -116,10 +117,6 @@ class ExportResult:
     dev: Examples
     dev_split: TokenizedSplit
     export_metadata: Dict[str, Any]
-
-
-def _log(message: str) -> None:
-    print(f"[tfkd] {message}", flush=True)
 
 
 def as_float32(model: BertModel) -> BertModel:
@@ -273,7 +270,7 @@ def _metadata(
     }
 
 
-def export(options: ExportOptions, log: Callable[[str], None] = _log) -> ExportResult:
+def export(options: ExportOptions, log: Callable[[str], None] = cli_log) -> ExportResult:
     """Exports the student of `options.workdir`; see the module docstring for what is written.
 
     Args:

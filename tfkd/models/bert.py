@@ -216,8 +216,8 @@ def count_params(model: keras.Model) -> int:
     """All weights of `model`, trainable or frozen, without the dropout layers' seed states.
 
     Example:
-    >>> count_params(student)  # 3 layers, 384 wide
-    17_390_000  # approximately
+    >>> count_params(student)  # 3 layers, 384 wide, 12 heads, FF 1536, 2 classes
+    17390594
     """
     return int(sum(math.prod(v.shape) for v in model.weights if "seed_generator" not in v.path))
 
