@@ -194,3 +194,20 @@ def test_sigterm_only_sets_a_flag_while_the_signal_is_caught():
         os.kill(os.getpid(), signal.SIGTERM)
         assert preemption.requested
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_json_is_written_whole_and_a_damaged_dev_history_is_refused_on_resume(tmp_path):
+    from types import SimpleNamespace
+
+    from tfkd.callbacks import DevEvaluation, write_json
+    from tfkd.data import get_task
+
+    path = tmp_path / "dev_history.json"
+    write_json(str(path), [{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "accuracy": 0.75}])
+    assert os.listdir(tmp_path) == ["dev_history.json"]  # no partial file left behind
+    evaluation = DevEvaluation(SimpleNamespace(task=get_task("sst2")), lambda: None, lambda *_: None, str(path))
+    evaluation.restore(epochs_done=1)
+    assert evaluation.history == [{"epoch": 1, "accuracy": 0.5}] and evaluation.best_epoch == 1
+    path.write_text('[{"epoch": 1, "accura')  # a run killed while an older tfkd wrote in place
+    with pytest.raises(TfkdError, match="dev_history.json' .* is damaged .* Fix: delete it"):
+        DevEvaluation(SimpleNamespace(task=get_task("sst2")), lambda: None, lambda *_: None, str(path)).restore(1)

@@ -77,3 +77,21 @@ def test_teacher_and_label_only_runs_are_named_by_what_they_trained(tmp_path):
         results.write_text(json.dumps(run))
     text = table(load_runs([teacher, student]))
     assert "| teacher (fine-tuned) | 3 | 22.0 |" in text and "| student (labels only) | 3 | 17.0 |" in text
+
+
+def test_pretraining_runs_and_damaged_json_are_refused_with_a_fix(tmp_path):
+    pretrain = tmp_path / "pretrain"
+    pretrain.mkdir()
+    (pretrain / "results.json").write_text(json.dumps({"losses": {"mlm": 2.7}, "student": {"layers": 3}}))
+    with pytest.raises(TfkdError, match="lacks task, primary_metric, best_dev, last_dev, .*tfkd.pretrain run"):
+        load_runs([str(pretrain)])
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "results.json").write_text('{"task": "mrpc", ')
+    with pytest.raises(TfkdError, match="is not valid JSON"):
+        load_runs([str(damaged)])
+    runs = load_runs([fake_run(tmp_path / "kd1", "kd", 1, 0.8)])
+    export = fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0)
+    (tmp_path / "serving" / "kd1" / "1" / "tfkd_export.json").write_text(json.dumps({"source": {}}))
+    with pytest.raises(TfkdError, match="lack 'workdir'"):
+        attach_exports(runs, [export])

@@ -87,6 +87,9 @@ def test_distill_writes_model_results_logs_and_resumes(tiny_setup, tmp_path):
         (["--glue_dir=/no/such/glue"], "/no/such/glue"),
         (["--losses=ce:0.5,nosuchloss:1"], "unknown loss 'nosuchloss'"),
         (["--student_hidden_dim=12"], "hidden_dim: student 12 vs source 16"),
+        (["--loss_args=kd.temprature=0.1"], "loss 'kd' has no argument 'temprature'. Fix: use one of temperature"),
+        (["--loss_args=kd.temperature=warm"], "loss 'kd' (kd) rejects temperature='warm'"),
+        (["--max_seq_length=64"], "--max_seq_length=64 exceeds the 32 positions"),
     ],
 )
 def test_bad_input_gives_one_clear_error(tiny_setup, tmp_path, args, message):
@@ -94,6 +97,21 @@ def test_bad_input_gives_one_clear_error(tiny_setup, tmp_path, args, message):
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch_size=0"], "--batch_size=0"),
+        (["--student_layers_from=2,x"], "--student_layers_from takes comma-separated integers >= 1"),
+        (["--warmup_ratio=1.5"], "--warmup_ratio=1.5"),
+    ],
+)
+def test_out_of_range_flags_are_refused_before_any_work(tiny_setup, tmp_path, args, message):
+    result = run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_incompatible_checkpoint_is_refused(tiny_setup, tmp_path):

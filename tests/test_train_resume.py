@@ -108,7 +108,7 @@ def wait_for_save(proc, step):
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if f"saved checkpoint" in line and f" at step {step} " in line:
+        if "saved checkpoint" in line and f" at step {step} " in line:
             return "".join(seen)
     proc.wait()
     pytest.fail(f"the run ended (status {proc.returncode}) before saving step {step}:\n" + "".join(seen)[-3000:])

@@ -39,22 +39,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd import methods
+from tfkd import cli_flags, methods
 from tfkd.distill import make_optimizer, model_inputs
 from tfkd.distill.teacher_cache import PREFIX, cacheable_features, compute_features
 from tfkd.errors import TfkdError
 from tfkd.losses import LOSSES, DistillationLoss, masked_mean, register_loss, to_float32
-from tfkd.models import BertModel, load_teacher, parse_layer_map
+from tfkd.models import BertModel, check_sequence_length, load_teacher, parse_layer_map
 from tfkd.precision import set_precision
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_list("bench_lengths", ["64", "128"], "Sequence lengths to time (every batch is full: no padding).")
+cli_flags.define_int_list("bench_lengths", [64, 128], "Sequence lengths to time (every batch is full: no padding).", lower_bound=2)
 flags.DEFINE_list("bench_methods", ["kd", "pkd", "pkd_all_tokens", "internal", "codir", "ackd", "ckd"],
                   "Methods to time (pkd_all_tokens: pkd with --pkd_variant=all_tokens).")
-flags.DEFINE_integer("bench_steps", 3, "Timed steps per row (the median is reported).")
-flags.DEFINE_integer("bench_warmup", 1, "Untimed steps per row before timing; the first one compiles.")
-flags.DEFINE_integer("bench_bank_rows", 1024, "Memory-bank rows (training-set size) for codir and ackd.")
+flags.DEFINE_integer("bench_steps", 3, "Timed steps per row (the median is reported).", lower_bound=1)
+flags.DEFINE_integer("bench_warmup", 1, "Untimed steps per row before timing; the first one compiles.", lower_bound=1)
+flags.DEFINE_integer("bench_bank_rows", 1024, "Memory-bank rows (training-set size) for codir and ackd.", lower_bound=1)
 flags.DEFINE_bool("bench_peer", True, "Also time keras.distillation.Distiller.")
 flags.DEFINE_bool("bench_cached", True, "Also time kd and codir fed from cached teacher outputs.")
 flags.DEFINE_string("bench_json", "", "Write the table here as JSON.")
@@ -240,10 +240,9 @@ def main(argv) -> None:
     FLAGS.student_init = "teacher"
     FLAGS.dropout = 0.1
     loaded = load_teacher(FLAGS.teacher, 2, FLAGS.workdir)
-    lengths = [int(x) for x in FLAGS.bench_lengths]
+    lengths = cli_flags.int_list(FLAGS.bench_lengths)
     for length in lengths:
-        if length > loaded.model.max_sequence_length:
-            raise TfkdError(f"--bench_lengths: {length} exceeds the teacher's {loaded.model.max_sequence_length} positions.")
+        check_sequence_length(loaded.model, length, "--bench_lengths")
     print(f"tfkd.bench: teacher {FLAGS.teacher} ({loaded.model.num_layers} layers, {loaded.model.hidden_dim} wide) → "
           f"student {FLAGS.student_layers} layers, {FLAGS.student_hidden_dim} wide; batch {FLAGS.batch_size}; "
           f"{FLAGS.bench_warmup} warm-up + {FLAGS.bench_steps} timed steps per row; XLA on", flush=True)
@@ -264,11 +263,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    try:
-        app.run(main)
-    except TfkdError as e:
-        print(f"tfkd: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    cli_flags.run_cli(main)
 
 
 if __name__ == "__main__":

@@ -62,10 +62,17 @@ class DevEvaluation(keras.callbacks.Callback):
         """Reloads the metrics of epochs 1..`epochs_done` from `history_path` (later ones were not checkpointed)."""
         if not self.history_path or not os.path.exists(self.history_path):
             return
-        with open(self.history_path, encoding="utf-8") as f:
-            for entry in json.load(f):
-                if entry["epoch"] <= epochs_done:
-                    self._add(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
+        try:
+            with open(self.history_path, encoding="utf-8") as f:
+                entries = [entry for entry in json.load(f) if entry["epoch"] <= epochs_done]
+        except (ValueError, TypeError, KeyError) as e:
+            raise TfkdError(
+                f"'{self.history_path}' (the dev metrics of the epochs done) is damaged ({type(e).__name__}: {e}). "
+                "Fix: delete it to resume without the earlier epochs' metrics (best-model selection restarts "
+                "from the next epoch), or start a new --workdir."
+            ) from None
+        for entry in entries:
+            self._add(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = self.evaluator.evaluate(self.model_fn())
@@ -324,6 +331,9 @@ class PreemptionSignal:
 
 
 def write_json(path: str, data: Dict) -> None:
+    """Writes `data` to `path` atomically: a run killed mid-write leaves the previous file, never half of one."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=float)
+    os.replace(partial, path)

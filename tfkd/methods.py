@@ -23,7 +23,7 @@ from absl import flags
 
 from tfkd.distill.algorithms import StagePlan, is_output_loss
 from tfkd.errors import TfkdError
-from tfkd.losses import LOSSES
+from tfkd.losses import LOSSES, DistillationLoss
 
 # method -> the intermediate losses it adds to CE + KD, as (loss key, weight flag).
 METHODS: Dict[str, List[Tuple[str, str]]] = {
@@ -130,15 +130,28 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _constructor_args(cls: type) -> List[str]:
+    """The named constructor arguments of a loss class and of the loss classes it
+    extends (a subclass may pass its parent's through `**kwargs`), `context` and
+    Keras' own layer arguments excluded."""
+    names: List[str] = []
+    for klass in cls.__mro__:
+        if not issubclass(klass, DistillationLoss) or klass is DistillationLoss or "__init__" not in vars(klass):
+            continue
+        for name, param in inspect.signature(klass.__init__).parameters.items():
+            if name not in ("self", "context") and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL) and name not in names:
+                names.append(name)
+    return names
+
+
 def _loss_args(values, key: str) -> Dict[str, Any]:
     """Constructor arguments of loss `key` from its prefixed flags and --loss_args."""
-    cls = LOSSES.get(key)
-    params = inspect.signature(cls.__init__).parameters
+    params = _constructor_args(LOSSES.get(key))
     prefix = FLAG_PREFIX.get(key, key)
     args = {}
     for name in params:
         flag = f"{prefix}_{name}"
-        if name not in ("self", "context", "kwargs") and flag in values and flag not in METHOD_WEIGHT_FLAGS:
+        if flag in values and flag not in METHOD_WEIGHT_FLAGS:
             args[name] = values[flag].value
     if "seed" in params and "seed" not in args:
         args["seed"] = values.seed
@@ -148,8 +161,8 @@ def _loss_args(values, key: str) -> Dict[str, Any]:
         if not sep or not arg:
             raise TfkdError(f"--loss_args entry '{item}' is not name.arg=value. Fix: e.g. --loss_args=codir.num_negatives=4096")
         if target == key:
-            if arg not in params and "kwargs" not in params:
-                raise TfkdError(f"loss '{key}' has no argument '{arg}'. Fix: use one of {', '.join(p for p in params if p not in ('self', 'context', 'kwargs'))}.")
+            if arg not in params:
+                raise TfkdError(f"loss '{key}' has no argument '{arg}'. Fix: use one of {', '.join(params) or '(none: it takes no arguments)'}.")
             args[arg] = _parse_value(raw)
     return args
 

@@ -78,6 +78,7 @@ from tfkd.models import (
     ModelMetadata,
     StudentConfig,
     build_student,
+    check_sequence_length,
     count_params,
     initialize_from,
     load_teacher,
@@ -102,7 +103,7 @@ flags.DEFINE_string("workdir", None, "Output directory (model/, checkpoints/, lo
 flags.DEFINE_string("text_file", "", "Unlabelled corpus: a UTF-8 file with one sentence per line.")
 flags.DEFINE_string("task", "", "Or a GLUE task whose training texts (labels dropped) are the corpus.")
 flags.DEFINE_string("glue_dir", None, "GLUE TSV directory for --task (without it, tensorflow-datasets).")
-flags.DEFINE_integer("max_train_examples", None, "Use only the first N texts.")
+flags.DEFINE_integer("max_train_examples", None, "Use only the first N texts.", lower_bound=1)
 cli_flags.define_batch_flags()
 # --- masked LM ------------------------------------------------------------------------------
 flags.DEFINE_float("mlm_weight", 1.0, "Weight of the student's MLM loss.")
@@ -113,7 +114,7 @@ flags.DEFINE_float("random_token_rate", 0.1, "Fraction replaced by a random toke
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged), a Hugging Face BERT directory, a tfkd model directory or a keras-hub preset.")
 flags.DEFINE_enum("student_init", "pretrained", ["pretrained", "teacher", "random"], "pretrained: copy from the teacher's pretrained source (the teacher itself when it is not fine-tuned); teacher: copy from the teacher; random.")
 cli_flags.define_student_flags()
-flags.DEFINE_float("dropout", 0.1, "Dropout of the student.")
+flags.DEFINE_float("dropout", 0.1, "Dropout of the student.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("layer_map", "", "Teacher layer for each student layer (CoDIR's mapped layers), e.g. 2,4,6. Empty: uniform.")
 # --- CoDIR ----------------------------------------------------------------------------------
 flags.DEFINE_float("codir_weight", 0.1, "λ of the contrastive loss (mean reduction; 0: MLM only, no teacher pass).")
@@ -162,7 +163,7 @@ def make_student(teacher: LoadedModel) -> BertModel:
                 "Fix: pass --student_init=teacher or random."
             )
         source = _load(teacher.metadata.base).model
-    initialize_from(student, source, [int(x) for x in FLAGS.student_layers_from])
+    initialize_from(student, source, cli_flags.int_list(FLAGS.student_layers_from))
     return student
 
 
@@ -217,6 +218,7 @@ def pretrain(workdir: str) -> Dict:
     teacher = _load(FLAGS.teacher)
     tokenizer = make_tokenizer(teacher.vocab_path, teacher.lowercase)
     corpus, source = load_corpus(tokenizer)
+    check_sequence_length(teacher.model, FLAGS.max_seq_length)
     student = make_student(teacher)
     layer_map = parse_layer_map(FLAGS.layer_map, teacher.model.num_layers, student.num_layers)
     context = DistillContext(
@@ -331,11 +333,7 @@ def main(argv) -> None:
 
 def run() -> None:
     """Console entry point: user errors print one clear line and exit 2, without a traceback."""
-    try:
-        app.run(main)
-    except TfkdError as e:
-        print(f"tfkd: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    cli_flags.run_cli(main)
 
 
 if __name__ == "__main__":

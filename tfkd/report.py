@@ -18,11 +18,11 @@ import glob
 import json
 import os
 import statistics
-import sys
 from typing import Dict, List, Sequence
 
-from absl import app, flags
+from absl import flags
 
+from tfkd import cli_flags
 from tfkd.errors import TfkdError
 
 flags.DEFINE_string("output", None, "Write <output>.md (table) and <output>.png (scatter).")
@@ -30,6 +30,18 @@ flags.DEFINE_string("title", "dev metric vs student size", "Title of the picture
 flags.DEFINE_list("exports", [], "Export version folders (or their report.json) written by `tfkd.export --validate`; each is matched to its run through the workdir it was exported from.")
 flags.DEFINE_string("export_artefact", "TFLite dynamic_int8", "The artefact of each export report that gives the size and latency columns (a report row name without its 'student'/'teacher' prefix).")
 FLAGS = flags.FLAGS
+
+
+# What a `tfkd.train` results.json holds that the table and the picture read.
+RUN_KEYS = ("task", "primary_metric", "best_dev", "last_dev", "student", "train_examples_per_second")
+
+
+def _read_json(file: str, what: str) -> Dict:
+    try:
+        with open(file, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as e:
+        raise TfkdError(f"'{file}' is not valid JSON ({e}). Fix: re-create {what}.") from None
 
 
 def load_runs(paths: Sequence[str]) -> List[Dict]:
@@ -40,8 +52,13 @@ def load_runs(paths: Sequence[str]) -> List[Dict]:
             file = path if path.endswith(".json") else os.path.join(path, "results.json")
             if not os.path.exists(file):
                 raise TfkdError(f"no results.json at '{file}'. Fix: pass workdirs of finished tfkd.train runs.")
-            with open(file, encoding="utf-8") as f:
-                run = json.load(f)
+            run = _read_json(file, "it by re-running the tfkd.train command of that workdir")
+            missing = [key for key in RUN_KEYS if key not in run]
+            if missing:
+                raise TfkdError(
+                    f"'{file}' lacks {', '.join(missing)}: it is not the results of a `python -m tfkd.train` run "
+                    "(a tfkd.pretrain run has no dev metric). Fix: pass only tfkd.train workdirs."
+                )
             run["_path"] = os.path.dirname(file)
             runs.append(run)
     if not runs:
@@ -63,10 +80,12 @@ def attach_exports(runs: Sequence[Dict], paths: Sequence[str], artefact: str = "
             if not os.path.exists(file):
                 raise TfkdError(f"no {os.path.basename(file)} in '{folder}'. Fix: pass an export version folder "
                                 "written by `python -m tfkd.export --validate`.")
-        with open(report_file, encoding="utf-8") as f:
-            rows = {row["name"]: row for row in json.load(f)["rows"]}
-        with open(metadata_file, encoding="utf-8") as f:
-            source = json.load(f)["source"]["workdir"]
+        again = "the export with `python -m tfkd.export --validate`"
+        try:
+            rows = {row["name"]: row for row in _read_json(report_file, again)["rows"]}
+            source = _read_json(metadata_file, again)["source"]["workdir"]
+        except (KeyError, TypeError) as e:
+            raise TfkdError(f"the export files in '{folder}' lack {e}. Fix: re-create {again}.") from None
         if source not in by_workdir:
             raise TfkdError(f"the export in '{folder}' was made from '{source}', which is not among the runs given. "
                             "Fix: pass that workdir as well.")
@@ -190,11 +209,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    try:
-        app.run(main)
-    except TfkdError as e:
-        print(f"tfkd: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    cli_flags.run_cli(main)
 
 
 if __name__ == "__main__":

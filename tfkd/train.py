@@ -56,6 +56,7 @@ from tfkd.models import (
     ModelMetadata,
     StudentConfig,
     build_student,
+    check_sequence_length,
     count_params,
     load_model_dir,
     load_teacher,
@@ -74,8 +75,8 @@ flags.DEFINE_string("workdir", None, "Output directory (model/, checkpoints/, lo
 # --- data -----------------------------------------------------------------------------------
 flags.DEFINE_string("task", "sst2", "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or 'synthetic'.")
 flags.DEFINE_string("glue_dir", None, "Directory of the original GLUE TSV files (the task folder or its parent). Without it, tensorflow-datasets' glue/<task> is used.")
-flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (a documented subset).")
-flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
+flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (a documented subset).", lower_bound=1)
+flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.", lower_bound=1)
 cli_flags.define_batch_flags()
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged, offline), a keras-hub preset, a Hugging Face BERT directory, or a tfkd model directory / .keras file.")
@@ -84,7 +85,7 @@ flags.DEFINE_string("finetuned_teacher_dir", "", "Where the teacher fine-tuned b
 flags.DEFINE_float("teacher_learning_rate", 5e-5, "Peak learning rate of that teacher fine-tuning.")
 flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; or a tfkd model directory (e.g. a CoDIR pre-training output).")
 cli_flags.define_student_flags()
-flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.")
+flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("teacher_cache", "auto", "auto: when every loss reads only per-example teacher outputs (kd logits, CoDIR/ACKD summary vectors, [CLS] vectors), compute them once into <workdir>/teacher_cache and train without running the teacher; off: run the teacher every step; or a directory, which runs with the same teacher and data can share. A cache made for another teacher, vocabulary, data or max length is refused.")
 flags.DEFINE_enum("teacher_cache_dtype", "float32", list(CACHE_DTYPES), "Storage of the teacher cache; float16 halves its memory.")
 # --- optimisation ---------------------------------------------------------------------------
@@ -129,8 +130,18 @@ def build_distiller(
         num_train_examples=len(train_labels),
         train_labels=train_labels,
     )
-    losses = [(name, LOSSES.get(key)(context, name=name, **kwargs), weight) for name, key, weight, kwargs in loss_specs]
+    losses = [(name, _make_loss(key, context, name, kwargs), weight) for name, key, weight, kwargs in loss_specs]
     return Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"), num_pairs=max(len(layer_map), 1))
+
+
+def _make_loss(key: str, context: DistillContext, name: str, kwargs: Dict):
+    # A value of the wrong type or range (from --loss_args or a method flag)
+    # fails inside the loss's constructor; name the loss and what it was given.
+    try:
+        return LOSSES.get(key)(context, name=name, **kwargs)
+    except (TypeError, ValueError) as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+        raise TfkdError(f"loss '{name}' ({key}) rejects {given}: {e}. Fix: correct that --loss_args entry or method flag.") from None
 
 
 def train_model(
@@ -148,8 +159,9 @@ def train_model(
     learning_rate: float,
     algorithm: Optional[str] = None,
     layer_map=(),
-) -> Dict:
-    """Trains `student` with the given losses; returns the results dict (also written to results.json)."""
+) -> Tuple[Dict, Evaluator]:
+    """Trains `student` with the given losses; returns the results dict (also written to results.json)
+    and the dev `Evaluator`."""
     steps = steps_per_epoch(train, FLAGS.batch_size)
     distiller = build_distiller(student, teacher, loss_specs, layer_map, task.is_regression, train.labels)
     plan = methods.stage_plan(FLAGS, distiller, layer_map, steps, epochs)
@@ -319,6 +331,7 @@ def obtain_teacher(task: GlueTask, workdir: str) -> LoadedModel:
 
 
 def finetune(task: GlueTask, workdir: str, loaded: LoadedModel, epochs: int, learning_rate: float) -> Dict:
+    check_sequence_length(loaded.model, FLAGS.max_seq_length)
     tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
     train, dev = load_data(task, tokenizer, FLAGS.max_train_examples)
     metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=loaded.lowercase,
@@ -332,7 +345,7 @@ def finetune(task: GlueTask, workdir: str, loaded: LoadedModel, epochs: int, lea
 
 def make_student(teacher: LoadedModel, num_classes: int, output_attentions: bool) -> BertModel:
     config = StudentConfig(FLAGS.student_layers, FLAGS.student_hidden_dim, FLAGS.student_heads, FLAGS.student_intermediate_dim, FLAGS.dropout)
-    layers_from = [int(x) for x in FLAGS.student_layers_from]
+    layers_from = cli_flags.int_list(FLAGS.student_layers_from)
     student = build_student(config, like=teacher.model, output_attentions=output_attentions)
     if FLAGS.student_init == "random":
         return student
@@ -355,6 +368,7 @@ def make_student(teacher: LoadedModel, num_classes: int, output_attentions: bool
 
 def distill(task: GlueTask, workdir: str) -> Dict:
     teacher = obtain_teacher(task, workdir)
+    check_sequence_length(teacher.model, FLAGS.max_seq_length)
     tokenizer = make_tokenizer(teacher.vocab_path, teacher.lowercase)
     train, dev = load_data(task, tokenizer, FLAGS.max_train_examples)
     method = methods.method_losses(FLAGS)
@@ -431,10 +445,7 @@ def run() -> None:
     """Console entry point: user errors print one clear line and exit 2, without a traceback;
     a SIGTERM-preempted run exits with `EXIT_PREEMPTED` (75) once its checkpoint is saved."""
     try:
-        app.run(main)
-    except TfkdError as e:
-        print(f"tfkd: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        cli_flags.run_cli(main)
     except TrainingPreempted as e:
         log(f"preempted: {e}; exiting with status {EXIT_PREEMPTED}. Re-run the same command to resume.")
         sys.exit(EXIT_PREEMPTED)

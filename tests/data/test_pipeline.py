@@ -59,6 +59,10 @@ def test_tokenizer_errors(tmp_path):
     bad.write_text("a\nb\n")
     with pytest.raises(TfkdError, match=r"lacks \[PAD\], \[UNK\], \[CLS\], \[SEP\], \[MASK\]"):
         make_tokenizer(str(bad))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ncaf\u00e9\n".encode("latin-1"))
+    with pytest.raises(TfkdError, match="latin1.txt is not UTF-8 text .*Fix"):
+        make_tokenizer(str(latin1))
 
 
 def test_vocab_checksum_is_sha256(vocab_path):

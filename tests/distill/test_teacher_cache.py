@@ -6,7 +6,6 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import tfkd  # noqa: F401
 from tests.data.test_pipeline import split_of

@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
-import threading
 from typing import List, Optional
 
 import numpy as np
@@ -27,44 +25,12 @@ import numpy as np
 from tfkd.data.examples import Examples
 from tfkd.data.tasks import GlueTask
 from tfkd.errors import TfkdError
+from tfkd.network import reachable
 
 logger = logging.getLogger(__name__)
 
 # Where tfds' glue builder downloads from (MRPC also needs firebasestorage).
 DOWNLOAD_HOST = ("dl.fbaipublicfiles.com", 443)
-PROBE_TIMEOUT_S = 3.0
-
-
-def reachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to `host:port` opens within `timeout` seconds.
-
-    Runs in a daemon thread because name resolution ignores socket timeouts
-    and can hang far longer on a machine without DNS.
-
-    Args:
-        host: host name or address.
-        port: TCP port.
-        timeout: seconds to wait in all, resolution included.
-
-    Example:
-    >>> reachable("127.0.0.1", 9, timeout=1.0)  # doctest: +SKIP
-    False
-    """
-    result: List[bool] = []
-
-    def probe():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
 def _offline_error(task: GlueTask, data_dir: str, why: str) -> TfkdError:
     return TfkdError(
         f"tensorflow-datasets has no prepared {task.tfds_name} in {data_dir} and {why}. Fix: pass "

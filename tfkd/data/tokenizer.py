@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import List
 
 import keras_hub
 
@@ -29,6 +30,24 @@ def _check_vocab(vocab_path: str) -> None:
         )
 
 
+def read_vocab(vocab_path: str) -> List[str]:
+    """The vocabulary's tokens in id order.
+
+    Example:
+    >>> read_vocab("vocab.txt")[:3]  # doctest: +SKIP
+    ['[PAD]', '[unused0]', '[unused1]']
+    """
+    _check_vocab(vocab_path)
+    try:
+        with open(vocab_path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError as e:
+        raise TfkdError(
+            f"{vocab_path} is not UTF-8 text (byte {e.start}: {e.reason}). Fix: pass a BERT WordPiece vocab.txt, "
+            "one token per line, UTF-8 encoded."
+        ) from None
+
+
 def make_tokenizer(vocab_path: str, lowercase: bool = True) -> keras_hub.models.BertTokenizer:
     """A keras-hub BERT tokenizer for `vocab_path`.
 
@@ -42,9 +61,7 @@ def make_tokenizer(vocab_path: str, lowercase: bool = True) -> keras_hub.models.
     >>> tokenizer.token_to_id("[CLS]")  # doctest: +SKIP
     101
     """
-    _check_vocab(vocab_path)
-    with open(vocab_path, encoding="utf-8") as f:
-        tokens = {line.rstrip("\n") for line in f}
+    tokens = set(read_vocab(vocab_path))
     missing = [t for t in SPECIAL_TOKENS if t not in tokens]
     if missing:
         raise TfkdError(

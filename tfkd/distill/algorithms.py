@@ -120,10 +120,6 @@ def build_stages(name: str, plan: StagePlan) -> List[Stage]:
     return stages
 
 
-def total_steps(stages: Sequence[Stage]) -> int:
-    return sum(stage.steps for stage in stages)
-
-
 class StageScheduler(keras.callbacks.Callback):
     """Assigns each stage's weights to the distiller when its first step begins.
 

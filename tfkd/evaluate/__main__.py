@@ -7,24 +7,24 @@ Example:
 from __future__ import annotations
 
 import json
-import sys
 
-from absl import app, flags
+from absl import flags
 
 import tfkd  # noqa: F401  (selects the TensorFlow backend)
+from tfkd import cli_flags
 from tfkd.data import load_split, make_tokenizer
 from tfkd.data.pipeline import tokenize
 from tfkd.data.tasks import get_task
 from tfkd.errors import TfkdError
 from tfkd.evaluate.evaluator import Evaluator
-from tfkd.models import load_model_dir
+from tfkd.models import check_sequence_length, load_model_dir
 
 flags.DEFINE_string("model", None, "A tfkd model directory (e.g. <workdir>/model) or .keras file.")
 flags.DEFINE_string("task", None, "Task (default: the one the model was trained on).")
 flags.DEFINE_string("glue_dir", None, "GLUE TSV directory (default: tensorflow-datasets).")
 flags.DEFINE_string("split", "dev", "Split to score (dev, or e.g. dev_mismatched for MNLI).")
-flags.DEFINE_integer("max_seq_length", None, "Maximum tokens (default: the model's training length).")
-flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_integer("max_seq_length", None, "Maximum tokens (default: the model's training length).", lower_bound=2)
+flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_string("output", None, "Also write the metrics as JSON here.")
 FLAGS = flags.FLAGS
 
@@ -34,8 +34,10 @@ def main(argv) -> None:
         raise TfkdError("--model is required. Fix: pass --model=<workdir>/model.")
     model, vocab_path, metadata = load_model_dir(FLAGS.model)
     task = get_task(FLAGS.task or metadata.task)
+    length = FLAGS.max_seq_length or metadata.max_seq_length
+    check_sequence_length(model, length)
     tokenizer = make_tokenizer(vocab_path, metadata.lowercase)
-    split = tokenize(load_split(task, FLAGS.split, FLAGS.glue_dir), tokenizer, FLAGS.max_seq_length or metadata.max_seq_length)
+    split = tokenize(load_split(task, FLAGS.split, FLAGS.glue_dir), tokenizer, length)
     evaluator = Evaluator(task, split, FLAGS.batch_size)
     metrics = evaluator.evaluate(model)
     speed = evaluator.throughput(model)
@@ -48,11 +50,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    try:
-        app.run(main)
-    except TfkdError as e:
-        print(f"tfkd: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    cli_flags.run_cli(main)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,10 @@ student, not blessed, bad flags), as `tfkd.train` does.
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
 
 import tfkd  # noqa: F401  (selects the TensorFlow backend)
-from tfkd.errors import TfkdError
+from tfkd import cli_flags
 from tfkd.export.exporter import ExportOptions, export
 from tfkd.export.tflite import VARIANTS
 from tfkd.export.validate import format_table, validate
@@ -22,13 +20,13 @@ from tfkd.export.validate import format_table, validate
 flags.DEFINE_string("workdir", None, "A finished tfkd.train run (holds model/ and results.json).")
 flags.DEFINE_string("export_dir", None, "Serving root: writes <export_dir>/<model_name>/<version>/ and <export_dir>/tflite/<model_name>/<version>/.")
 flags.DEFINE_string("model_name", None, "Served model name (default: the workdir's folder name).")
-flags.DEFINE_integer("version", None, "Version number (default: the next free one).")
+flags.DEFINE_integer("version", None, "Version number (default: the next free one).", lower_bound=1)
 flags.DEFINE_list("quantize", list(VARIANTS), f"Id-input TFLite variants, some of {', '.join(VARIANTS)}; empty for none.")
 flags.DEFINE_bool("text_tflite", True, "Also write the text-input TFLite model (tensorflow-text custom ops).")
-flags.DEFINE_integer("tflite_seq_length", None, "TFLite sequence length (default: 99th percentile of the training lengths).")
-flags.DEFINE_integer("calibration_examples", 200, "Training examples that calibrate full_int8.")
+flags.DEFINE_integer("tflite_seq_length", None, "TFLite sequence length (default: 99th percentile of the training lengths).", lower_bound=2)
+flags.DEFINE_integer("calibration_examples", 200, "Training examples that calibrate full_int8.", lower_bound=1)
 flags.DEFINE_bool("validate", False, "Run the dev set through every artefact and the teacher; write report.json and print a table.")
-flags.DEFINE_integer("latency_examples", 200, "With --validate: dev examples timed one by one through each SavedModel signature.")
+flags.DEFINE_integer("latency_examples", 200, "With --validate: dev examples timed one by one through each SavedModel signature.", lower_bound=1)
 flags.DEFINE_float("bless_min_ratio", 0.95, "Refuse a student whose primary dev metric is below this fraction of the teacher's.")
 flags.DEFINE_bool("force", False, "Export even if the student is not blessed (recorded in the metadata).")
 flags.DEFINE_string("glue_dir", None, "GLUE TSV folder (default: the one the run used).")
@@ -64,11 +62,7 @@ def main(argv) -> None:
 
 def run() -> None:
     """Console entry point (`tfkd-export`): user errors print one clear line and exit 2."""
-    try:
-        app.run(main)
-    except TfkdError as e:
-        print(f"tfkd: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    cli_flags.run_cli(main)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,9 @@ import tensorflow as tf
 import tensorflow_text
 
 from tfkd.data import make_tokenizer
+from tfkd.data.tokenizer import read_vocab
 
 Packed = Tuple[tf.Tensor, tf.Tensor, tf.Tensor]
-
-
-def read_vocab(vocab_path: str) -> List[str]:
-    """The vocabulary's tokens in id order."""
-    with open(vocab_path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
 
 
 def longest_first(len_a: tf.Tensor, len_b: tf.Tensor, budget: int) -> Tuple[tf.Tensor, tf.Tensor]:

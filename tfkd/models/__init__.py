@@ -1,6 +1,6 @@
 """Teacher and student graphs: `BertModel` and where its weights come from."""
 
-from tfkd.models.bert import BertModel, copy_weights_by_layer_name, count_params
+from tfkd.models.bert import BertModel, check_sequence_length, copy_weights_by_layer_name, count_params
 from tfkd.models.encoder import TransformerEncoder
 from tfkd.models.layer_map import LayerMap, parse_layer_map, uniform_layer_map
 from tfkd.models.model_dir import ModelMetadata, load_model_dir, read_metadata, save_model_dir

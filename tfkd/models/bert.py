@@ -11,13 +11,14 @@ the same layer names (`token_embedding`, `transformer_layer_{i}`,
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Collection, Dict, Optional
 
 import keras
 import keras_hub
 from keras_hub.src.models.bert.bert_backbone import bert_kernel_initializer
 from keras_hub.src.utils.keras_utils import gelu_approximate
 
+from tfkd.errors import TfkdError
 from tfkd.models.encoder import TransformerEncoder
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
@@ -222,7 +223,22 @@ def count_params(model: keras.Model) -> int:
     return int(sum(math.prod(v.shape) for v in model.weights if "seed_generator" not in v.path))
 
 
-def copy_weights_by_layer_name(source: keras.Model, target: keras.Model, names=None) -> None:
+def check_sequence_length(model: BertModel, length: int, flag: str = "--max_seq_length") -> None:
+    """Refuses a sequence length beyond the model's position embeddings, which
+    would otherwise fail inside the compiled step with a slicing error.
+
+    Example:
+    >>> check_sequence_length(teacher, 1024)  # doctest: +SKIP
+    TfkdError: --max_seq_length=1024 exceeds the 512 positions of teacher. Fix: pass --max_seq_length=512 or less.
+    """
+    if length > model.max_sequence_length:
+        raise TfkdError(
+            f"{flag}={length} exceeds the {model.max_sequence_length} positions of {model.name}. "
+            f"Fix: pass {flag}={model.max_sequence_length} or less."
+        )
+
+
+def copy_weights_by_layer_name(source: keras.Model, target: keras.Model, names: Optional[Collection[str]] = None) -> None:
     """Copies weights of the layers both models have under the same name."""
     source_layers = {layer.name: layer for layer in source.layers}
     for layer in target.layers:

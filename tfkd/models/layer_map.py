@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 from tfkd.errors import TfkdError
 
@@ -71,9 +71,3 @@ def parse_layer_map(
             f"0..{num_teacher_layers} (0 = embeddings). Fix: use numbers in that range."
         )
     return tuple((k + 1, t) for k, t in enumerate(teacher_layers))
-
-
-def describe_layer_map(layer_map: Optional[LayerMap]) -> str:
-    if not layer_map:
-        return "(none)"
-    return ", ".join(f"S{s}←T{t}" for s, t in layer_map)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import keras
 
@@ -59,7 +59,7 @@ def save_model_dir(directory: str, model: BertModel, vocab_path: str, metadata: 
         json.dump(dataclasses.asdict(metadata), f, indent=2)
 
 
-def load_model_dir(directory: str) -> tuple:
+def load_model_dir(directory: str) -> Tuple[BertModel, str, ModelMetadata]:
     """Loads `(model, vocab_path, metadata)` from a tfkd model directory or `.keras` file.
 
     A bare `.keras` file needs `vocab.txt` (and optionally `tfkd_model.json`) next to it.
@@ -85,17 +85,19 @@ def load_model_dir(directory: str) -> tuple:
         ) from None
     if not isinstance(model, BertModel):
         raise TfkdError(f"'{model_path}' holds a {type(model).__name__}, not a tfkd BertModel. Fix: save it with tfkd.")
-    meta_path = os.path.join(directory, META_FILE)
-    metadata = ModelMetadata()
-    if os.path.exists(meta_path):
-        with open(meta_path, encoding="utf-8") as f:
-            metadata = ModelMetadata(**json.load(f))
-    return model, vocab_path, metadata
+    return model, vocab_path, read_metadata(directory) or ModelMetadata()
 
 
 def read_metadata(directory: str) -> Optional[ModelMetadata]:
+    """The `ModelMetadata` saved in `directory`; None when it has none."""
     path = os.path.join(directory, META_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return ModelMetadata(**json.load(f))
+    try:
+        with open(path, encoding="utf-8") as f:
+            return ModelMetadata(**json.load(f))
+    except (ValueError, TypeError) as e:  # bad JSON, or keys this tfkd does not know
+        raise TfkdError(
+            f"'{path}' is not a tfkd model description ({type(e).__name__}: {e}). "
+            "Fix: restore it from the run that wrote the model, or re-create the model with tfkd.train."
+        ) from None

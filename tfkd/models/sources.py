@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 import keras_hub
 
 from tfkd.errors import TfkdError
+from tfkd.network import reachable
 from tfkd.models.bert import BertModel, copy_weights_by_layer_name
 from tfkd.models.model_dir import ModelMetadata, is_model_dir, load_model_dir
 from tfkd.registry import Registry
@@ -87,6 +87,17 @@ def from_backbone(backbone, num_classes: int, exact_gelu: bool, dropout: float) 
     return model
 
 
+def _json_object(path: str) -> Dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except ValueError as e:
+        raise TfkdError(f"'{path}' is not valid JSON ({e}). Fix: restore the file from the model's source.") from None
+    if not isinstance(value, dict):
+        raise TfkdError(f"'{path}' holds a JSON {type(value).__name__}, not an object. Fix: restore the file from the model's source.")
+    return value
+
+
 def load_hf_directory(path: str, num_classes: int, dropout: float = 0.1) -> LoadedModel:
     """A Hugging Face BERT directory through keras-hub's converter, with the exact GELU."""
     for required in ("config.json", "vocab.txt"):
@@ -94,16 +105,18 @@ def load_hf_directory(path: str, num_classes: int, dropout: float = 0.1) -> Load
             raise TfkdError(f"'{path}' has no {required}, so it is not a Hugging Face BERT directory. Fix: point --teacher at the folder holding config.json, model.safetensors and vocab.txt.")
     if not any(os.path.exists(os.path.join(path, f)) for f in ("model.safetensors", "model.safetensors.index.json")):
         raise TfkdError(f"'{path}' has no model.safetensors. Fix: keras-hub reads safetensors checkpoints only; save the model with safe_serialization=True.")
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
+    config = _json_object(os.path.join(path, "config.json"))
     if config.get("model_type", "bert") != "bert":
         raise TfkdError(f"'{path}' holds a '{config.get('model_type')}' model; tfkd distils BERT-architecture models. Fix: use a BERT checkpoint.")
-    lowercase = True
     tokenizer_config = os.path.join(path, "tokenizer_config.json")
-    if os.path.exists(tokenizer_config):
-        with open(tokenizer_config, encoding="utf-8") as f:
-            lowercase = bool(json.load(f).get("do_lower_case", True))
-    backbone = keras_hub.models.BertBackbone.from_preset(path)
+    lowercase = bool(_json_object(tokenizer_config).get("do_lower_case", True)) if os.path.exists(tokenizer_config) else True
+    try:
+        backbone = keras_hub.models.BertBackbone.from_preset(path)
+    except Exception as e:  # keras-hub's converter raises many types for a damaged or partial checkpoint
+        raise TfkdError(
+            f"keras-hub could not load the BERT checkpoint in '{path}' ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            "Fix: check that config.json matches model.safetensors (re-save the model with save_pretrained)."
+        ) from None
     # Hugging Face BERT uses the erf GELU ("gelu"); keras-hub approximates it with tanh.
     exact = config.get("hidden_act", "gelu") == "gelu"
     model = from_backbone(backbone, num_classes, exact_gelu=exact, dropout=dropout)
@@ -133,14 +146,6 @@ def _tfkd_model(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedM
     return LoadedModel(model, vocab_path, metadata.lowercase, True, metadata)
 
 
-def _network_reachable(host: str, timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 @register_teacher_source("keras_hub_preset")
 def _keras_hub_preset(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedModel:
     if spec not in keras_hub.models.BertBackbone.presets:
@@ -152,7 +157,7 @@ def _keras_hub_preset(spec: str, num_classes: int, work_dir: Optional[str]) -> L
         backbone = keras_hub.models.BertBackbone.from_preset(spec)
         tokenizer = keras_hub.models.BertTokenizer.from_preset(spec)
     except Exception as e:  # download failures surface as many exception types
-        reason = "no network" if not _network_reachable("www.kaggle.com") else f"{type(e).__name__}: {e}"
+        reason = "no network" if not reachable("www.kaggle.com", 443) else f"{type(e).__name__}: {e}"
         raise TfkdError(
             f"could not download keras-hub preset '{spec}' ({reason}). Fix: run where Kaggle is reachable, "
             "or pass --teacher=minilm (packaged, offline) or a local Hugging Face BERT directory."
