@@ -58,7 +58,15 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def names(self) -> List[str]:
+        """The registered names, sorted."""
         return sorted(self._entries)
+
+    def name_of(self, obj: T) -> str:
+        """The name `obj` is registered under (a loss layer's class, say)."""
+        for key, entry in self._entries.items():
+            if entry is obj:
+                return key
+        raise TfkdError(f"{obj!r} is not a registered {self.kind}. Fix: register it with @register_{self.kind.replace(' ', '_')}.")
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries

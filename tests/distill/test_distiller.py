@@ -175,3 +175,13 @@ def test_two_epochs_of_buckets_bank_stages_and_schedule_trace_once():
     assert len(evaluations) == 2
     (forward,) = evaluator._forwards.values()
     assert forward.experimental_get_tracing_count() <= 2  # a concrete shape first, then one relaxed trace for all
+
+
+def test_config_round_trip_keeps_models_losses_and_weights():
+    distiller, teacher, student = make_distiller(weights=(0.25, 0.75))
+    restored = Distiller.from_config(distiller.get_config())
+    assert restored.loss_names == distiller.loss_names
+    np.testing.assert_allclose(restored.loss_weights_var.numpy(), [0.25, 0.75])
+    assert restored.student.get_config() == student.get_config() and restored.teacher.get_config() == teacher.get_config()
+    assert restored.loss_layers[1].get_config() == distiller.loss_layers[1].get_config()
+    assert restored.eval_loss.get_config() == distiller.eval_loss.get_config()

@@ -77,8 +77,10 @@ def task_dir(task: GlueTask, glue_dir: str) -> str:
     return glue_dir
 
 
-def _lines(path: str) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, text) for each line, split on `\\n` only.
+def utf8_lines(path: str, fix: str = "use the original GLUE file or re-save it as UTF-8") -> Iterator[Tuple[int, str]]:
+    """(1-based line number, text) for each line, split on `\\n` only, without
+    the line end or a leading byte-order mark; a byte that is not UTF-8 raises
+    a `TfkdError` with the line and `fix`.
 
     Splitting on `\\n` alone (not Python's universal newlines) keeps a stray
     `\\r` inside a sentence from starting a new row.
@@ -88,10 +90,7 @@ def _lines(path: str) -> Iterator[Tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise TfkdError(
-                    f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start}). "
-                    "Fix: use the original GLUE file or re-save it as UTF-8."
-                ) from None
+                raise TfkdError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start}). Fix: {fix}.") from None
             if lineno == 1:
                 line = line.removeprefix("\ufeff")
             yield lineno, line.rstrip("\n").removesuffix("\r")
@@ -122,7 +121,7 @@ def read_glue_tsv(task: GlueTask, path: str) -> Examples:
     """
     if not os.path.isfile(path):
         raise TfkdError(f"GLUE file not found: {path}. Fix: {_where_fix(task)}.")
-    lines = _lines(path)
+    lines = utf8_lines(path)
     header: List[str] = []
     if task.tsv_has_header:
         first = next(lines, None)

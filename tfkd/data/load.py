@@ -19,7 +19,7 @@ import os
 from typing import List, Optional
 
 from tfkd.data.examples import Examples
-from tfkd.data.glue_tsv import load_glue_tsv
+from tfkd.data.glue_tsv import load_glue_tsv, utf8_lines
 from tfkd.data.synthetic import make_synthetic
 from tfkd.data.tasks import GlueTask
 from tfkd.data.tfds_source import load_tfds_split
@@ -68,19 +68,11 @@ def load_unlabeled_text(path: str) -> List[str]:
         raise TfkdError(f"text file not found: {path}. Fix: pass a UTF-8 file with one sentence per line.")
     sentences: List[str] = []
     blank = 0
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise TfkdError(
-                    f"{path}:{lineno}: not valid UTF-8 ({e.reason}). Fix: re-save the file as UTF-8."
-                ) from None
-            line = (line.removeprefix("\ufeff") if lineno == 1 else line).strip()
-            if line:
-                sentences.append(line)
-            else:
-                blank += 1
+    for _, line in utf8_lines(path, fix="re-save the file as UTF-8"):
+        if line.strip():
+            sentences.append(line.strip())
+        else:
+            blank += 1
     if not sentences:
         raise TfkdError(f"{path}: no sentences (the file is empty or blank). Fix: one sentence per line.")
     if blank:

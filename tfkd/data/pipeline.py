@@ -17,13 +17,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from tfkd.data.examples import Examples
 from tfkd.errors import TfkdError
+
+if TYPE_CHECKING:
+    from keras_hub.models import BertTokenizer
 
 TOKENIZE_BATCH = 512
 
@@ -107,7 +110,7 @@ def longest_first(len_a: np.ndarray, len_b: np.ndarray, budget: int) -> Tuple[np
     return keep_a, keep_b
 
 
-def tokenize(examples: Examples, tokenizer, max_seq_length: int) -> TokenizedSplit:
+def tokenize(examples: Examples, tokenizer: "BertTokenizer", max_seq_length: int) -> TokenizedSplit:
     """Tokenizes and packs `examples` as `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`.
 
     Texts longer than `max_seq_length` lose tokens from their end; for pairs

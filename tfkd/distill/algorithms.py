@@ -19,12 +19,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 
 import keras
 
 from tfkd.errors import TfkdError
 from tfkd.registry import Registry
+
+if TYPE_CHECKING:
+    from tfkd.distill.distiller import Distiller
 
 ALGORITHMS: Registry = Registry("algorithm")
 register_algorithm = ALGORITHMS.register
@@ -59,18 +62,21 @@ class StagePlan:
     freeze_distilled: bool
 
     def weights(self, internal: bool, output: bool) -> List[float]:
+        """Each loss's configured weight where its kind (internal / output) is on, else 0."""
         return [
             w if (output if is_out else internal) else 0.0
             for w, is_out in zip(self.base_weights, self.output_mask)
         ]
 
     def final_stage(self) -> List[Stage]:
+        """The closing soft-label stage (output losses only), or none when `final_steps` is 0."""
         if self.final_steps <= 0:
             return []
         n = len(self.student_layers_of_pairs)
         return [Stage("soft-label", self.final_steps, self.weights(False, True), [1.0] * n, self.grad_scale(()))]
 
     def grad_scale(self, frozen_layers: Sequence[int]) -> List[float]:
+        """Per student layer group (embeddings, layers, head) 1.0, or 0.0 for the frozen layers."""
         scale = [1.0] * (self.num_student_layers + 2)
         for layer in frozen_layers:
             scale[layer] = 0.0
@@ -114,6 +120,12 @@ def stacked(plan: StagePlan) -> List[Stage]:
 
 
 def build_stages(name: str, plan: StagePlan) -> List[Stage]:
+    """The stages of algorithm `name` (`joint`, `progressive`, `stacked`, or a registered one) for `plan`.
+
+    Example:
+    >>> [s.name for s in build_stages("stacked", plan)]  # doctest: +SKIP
+    ['stacked 1/3', 'stacked 2/3', 'stacked 3/3', 'soft-label']
+    """
     stages = ALGORITHMS.get(name)(plan)
     if not any(not is_out for is_out in plan.output_mask) and name != "joint":
         raise TfkdError(f"--algorithm={name} schedules internal losses, but only output losses are configured. Fix: add an internal loss or use --algorithm=joint.")
@@ -129,7 +141,7 @@ class StageScheduler(keras.callbacks.Callback):
         initial_step: the global step training resumes from.
     """
 
-    def __init__(self, distiller, stages: Sequence[Stage], initial_step: int = 0):
+    def __init__(self, distiller: "Distiller", stages: Sequence[Stage], initial_step: int = 0):
         super().__init__()
         self.distiller = distiller
         self.stages = list(stages)
@@ -142,6 +154,7 @@ class StageScheduler(keras.callbacks.Callback):
             start += stage.steps
 
     def stage_at(self, step: int) -> int:
+        """The index of the stage that global step `step` belongs to."""
         index = 0
         for i, start in enumerate(self.boundaries):
             if step >= start:

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from tfkd.distill.teacher_cache import cached_outputs
 from tfkd.losses._distribute import all_reduce_sum
-from tfkd.losses.base import DistillationLoss
+from tfkd.losses.base import LOSSES, DistillationLoss
 from tfkd.models.bert import INPUT_NAMES, BertModel
 
 _LAYER_RE = re.compile(r"transformer_layer_(\d+)")
@@ -137,6 +137,41 @@ class Distiller(keras.Model):
     @property
     def metrics(self):
         return [self.total_tracker, *self.term_trackers, self.eval_tracker]
+
+    def get_config(self) -> Dict:
+        # Losses are stored by registry key, so a user's registered loss
+        # deserializes without being a Keras-registered class as well.
+        def loss_config(layer: DistillationLoss) -> Dict:
+            return {"key": LOSSES.name_of(type(layer)), "config": layer.get_config()}
+
+        weights = keras.ops.convert_to_numpy(self.loss_weights_var).tolist()
+        return {
+            **super().get_config(),
+            "student": keras.saving.serialize_keras_object(self.student),
+            "teacher": None if self.teacher is None else keras.saving.serialize_keras_object(self.teacher),
+            "losses": [{"name": name, **loss_config(layer), "weight": w}
+                       for name, layer, w in zip(self.loss_names, self.loss_layers, weights)],
+            "eval_loss": None if self.eval_loss is None else loss_config(self.eval_loss),
+            "num_pairs": int(self.pair_weights.shape[0]),
+        }
+
+    @classmethod
+    def from_config(cls, config: Dict) -> "Distiller":
+        config = dict(config)
+
+        def loss(entry: Dict) -> DistillationLoss:
+            return LOSSES.get(entry["key"]).from_config(entry["config"])
+
+        def model(entry: Optional[Dict]) -> Optional[BertModel]:
+            return None if entry is None else keras.saving.deserialize_keras_object(entry)
+
+        return cls(
+            student=model(config.pop("student")),
+            teacher=model(config.pop("teacher")),
+            losses=[(entry["name"], loss(entry), entry["weight"]) for entry in config.pop("losses")],
+            eval_loss=None if config["eval_loss"] is None else loss(config.pop("eval_loss")),
+            **{k: v for k, v in config.items() if k != "eval_loss"},
+        )
 
     def call(self, inputs, training=False):
         return self.student(model_inputs(inputs), training=training)

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, steps_per_epoch
+from tfkd.data.tokenizer import vocab_checksum
 from tfkd.errors import TfkdError
 from tfkd.losses._common import pool
 from tfkd.losses.base import DistillationLoss
@@ -92,11 +93,9 @@ def fingerprint(
     teacher: keras.Model, vocab_path: str, split: TokenizedSplit, features: Sequence[str], dtype: str
 ) -> Dict[str, object]:
     """What the cached numbers depend on; two caches with equal fingerprints hold the same values."""
-    with open(vocab_path, "rb") as f:
-        vocab = hashlib.sha256(f.read()).hexdigest()
     return {
         "teacher_weights": _sha256(keras.ops.convert_to_numpy(w) for w in teacher.weights if "seed_generator" not in w.path),
-        "vocabulary": vocab,
+        "vocabulary": vocab_checksum(vocab_path),
         "data": _sha256([split.token_ids, split.segment_ids, split.offsets, split.index]),
         "max_seq_length": int(split.max_seq_length),
         "examples": int(len(split)),

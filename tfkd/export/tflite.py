@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -148,7 +148,7 @@ class LiteModel:
     (1, 2)
     """
 
-    def __init__(self, model, custom_ops: bool = False, num_threads: int = 2):
+    def __init__(self, model: Union[bytes, str, os.PathLike], custom_ops: bool = False, num_threads: int = 2):
         from ai_edge_litert import interpreter as litert
 
         source = {"model_path": model} if isinstance(model, (str, os.PathLike)) else {"model_content": model}

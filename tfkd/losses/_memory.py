@@ -8,7 +8,7 @@ banks are read and written row-wise (gather / scatter), never rewritten whole.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import keras
 import numpy as np
@@ -37,7 +37,9 @@ class MemoryBank(keras.layers.Layer):
     """
 
     def __init__(self, num_rows: int, dim: int, seed: Optional[int] = None, **kwargs):
+        kwargs.pop("dtype", None)  # the rows are float32 under any precision policy
         super().__init__(dtype="float32", **kwargs)
+        self.num_rows, self.dim, self.seed = num_rows, dim, seed
         bound = 1.0 / math.sqrt(dim / 3.0)
         self.rows = self.add_weight(
             shape=(num_rows, dim),
@@ -50,6 +52,9 @@ class MemoryBank(keras.layers.Layer):
             name="rows",
         )
         self.built = True
+
+    def get_config(self) -> Dict[str, Any]:
+        return {**super().get_config(), "num_rows": self.num_rows, "dim": self.dim, "seed": self.seed}
 
     def read(self, index: tf.Tensor) -> tf.Tensor:
         """Rows at `index` (any shape) → `index.shape + [dim]`, without gradient."""
