@@ -1,3 +1,5 @@
+"""`tfkd.methods`: which constructor arguments the method flags and --loss_args may set."""
+
 import tfkd  # noqa: F401
 from tfkd.losses import LOSSES
 from tfkd.methods import _constructor_args
