@@ -78,6 +78,12 @@ def test_distill_writes_model_results_logs_and_resumes(tiny_setup, tmp_path):
     assert "resumed from" in again.stdout and "Epoch 1/" not in again.stdout
 
 
+def assert_one_clear_error(result, status, message):
+    assert result.returncode == status, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -93,10 +99,7 @@ def test_distill_writes_model_results_logs_and_resumes(tiny_setup, tmp_path):
     ],
 )
 def test_bad_input_gives_one_clear_error(tiny_setup, tmp_path, args, message):
-    result = run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_clear_error(run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300), 2, message)
 
 
 @pytest.mark.parametrize(
@@ -108,9 +111,7 @@ def test_bad_input_gives_one_clear_error(tiny_setup, tmp_path, args, message):
     ],
 )
 def test_out_of_range_flags_are_refused_before_any_work(tiny_setup, tmp_path, args, message):
-    result = run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300)
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert_one_clear_error(run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300), 1, message)
     assert not (tmp_path / "bad").exists()
 
 

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 # Where tfds' glue builder downloads from (MRPC also needs firebasestorage).
 DOWNLOAD_HOST = ("dl.fbaipublicfiles.com", 443)
+
+
 def _offline_error(task: GlueTask, data_dir: str, why: str) -> TfkdError:
     return TfkdError(
         f"tensorflow-datasets has no prepared {task.tfds_name} in {data_dir} and {why}. Fix: pass "

@@ -159,8 +159,8 @@ class Distiller(keras.Model):
     def from_config(cls, config: Dict) -> "Distiller":
         config = dict(config)
 
-        def loss(entry: Dict) -> DistillationLoss:
-            return LOSSES.get(entry["key"]).from_config(entry["config"])
+        def loss(entry: Optional[Dict]) -> Optional[DistillationLoss]:
+            return None if entry is None else LOSSES.get(entry["key"]).from_config(entry["config"])
 
         def model(entry: Optional[Dict]) -> Optional[BertModel]:
             return None if entry is None else keras.saving.deserialize_keras_object(entry)
@@ -169,8 +169,8 @@ class Distiller(keras.Model):
             student=model(config.pop("student")),
             teacher=model(config.pop("teacher")),
             losses=[(entry["name"], loss(entry), entry["weight"]) for entry in config.pop("losses")],
-            eval_loss=None if config["eval_loss"] is None else loss(config.pop("eval_loss")),
-            **{k: v for k, v in config.items() if k != "eval_loss"},
+            eval_loss=loss(config.pop("eval_loss")),
+            **config,
         )
 
     def call(self, inputs, training=False):

@@ -26,9 +26,9 @@ from typing import Any, Callable, Dict, Optional
 import keras_hub
 
 from tfkd.errors import TfkdError
-from tfkd.network import reachable
 from tfkd.models.bert import BertModel, copy_weights_by_layer_name
 from tfkd.models.model_dir import ModelMetadata, is_model_dir, load_model_dir
+from tfkd.network import reachable
 from tfkd.registry import Registry
 
 TEACHER_SOURCES: Registry = Registry("teacher source")
