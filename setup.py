@@ -28,6 +28,6 @@ setup(
         "tensorflow-serving-api>=2.21,<2.22",
         "matplotlib>=3.8",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["tfkd-train=tfkd.train:run", "tfkd-export=tfkd.export.cli:run", "tfkd-pretrain=tfkd.pretrain:run", "tfkd-evaluate=tfkd.evaluate.__main__:run", "tfkd-report=tfkd.report:run"]},
 )

@@ -4,8 +4,11 @@ handling, and throughput timing."""
 
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -17,6 +20,7 @@ import tensorflow as tf
 from tfkd.errors import TfkdError, TrainingPreempted
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
+from tfkd.jsonfile import write_json
 
 
 class DevEvaluation(keras.callbacks.Callback):
@@ -114,7 +118,8 @@ class Throughput(keras.callbacks.Callback):
         self.epoch_batches.append(self._batches)
 
     def examples_per_second(self) -> float:
-        """Steady-state speed: epochs after the first (which pays for compilation) when there are any."""
+        """Steady-state speed: epochs after the first (which pays for compilation) when there are any;
+        NaN when no epoch was timed (a run resumed after its last epoch; `write_json` writes null)."""
         steady = slice(1, None) if len(self.epoch_seconds) > 1 else slice(None)
         seconds = sum(self.epoch_seconds[steady])
         if not seconds:
@@ -148,7 +153,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     `check_every_steps` steps the distiller's in-graph record is read, and a
     non-finite term stops training with a `TfkdError` naming it and its step.
 
-    With `preemption` set (a `PreemptionSignal`), a SIGTERM makes it save at
+    With `preemption` set (a `PreemptionSignal`), a SIGTERM or SIGINT makes it save at
     the next step boundary and raise `TrainingPreempted`; at an epoch's last
     step it lets the epoch end (dev evaluation, save) and stops `fit` there.
 
@@ -180,6 +185,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.distiller = distiller
         self.steps_per_epoch = steps_per_epoch
         self.every_steps = every_steps
+        self.max_to_keep = max_to_keep
         self.check_every_steps = check_every_steps
         self.preemption: Optional[PreemptionSignal] = None
         self.step = 0
@@ -259,9 +265,42 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def save(self) -> str:
         self._step_var.assign(self.step)
-        path = self.manager.save(checkpoint_number=self.step)
+        try:
+            path = self.manager.save(checkpoint_number=self.step)
+        except tf.errors.ResourceExhaustedError as e:  # what TensorFlow's writer raises on ENOSPC and EDQUOT
+            raise self._no_space(e) from None
         print(f"\n[tfkd] saved checkpoint {path} at {self.where(self.step)}", flush=True)
         return path
+
+    def _no_space(self, error: Exception) -> TfkdError:
+        """Removes what the failed save left and says how much room a checkpoint takes."""
+        name = f"ckpt-{self.step}"
+        prefix = os.path.join(self.directory, name)
+        leftovers = glob.glob(glob.escape(prefix) + "_temp*")
+        leftovers += glob.glob(os.path.join(glob.escape(self.directory), "checkpoint.tmp*"))  # the state file's
+        if prefix not in self.manager.checkpoints:  # a half-written index or data file of this step
+            leftovers += glob.glob(glob.escape(prefix) + ".*")
+        for path in leftovers:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        last = self.manager.latest_checkpoint
+        if last:
+            needed = sum(os.path.getsize(f) for f in glob.glob(glob.escape(last) + ".*"))
+        else:
+            variables = {id(v): v for v in self.distiller.variables + list(self.distiller.optimizer.variables)}
+            needed = sum(v.numpy().nbytes for v in variables.values())
+        free = shutil.disk_usage(self.directory).free
+        kept = f"The last good checkpoint is kept: {last}." if last else "No checkpoint was written before it."
+        # TensorFlow's message is "<op> <temp file>; No space left on device [Op:SaveV2]".
+        reason = str(error).splitlines()[0].rsplit("; ", 1)[-1].split(" [Op:")[0] if str(error) else type(error).__name__
+        return TfkdError(
+            f"could not write checkpoint {name} in {self.directory} ({reason}): a checkpoint of this run needs "
+            f"about {_size(needed)} and the filesystem has {_size(free)} free; the partial files are removed. {kept} "
+            f"Fix: free space there (the last {self.max_to_keep} checkpoints are kept, one more is written "
+            "before the oldest goes) or move --workdir to a larger disk, then re-run the same command to resume."
+        )
 
     def check_finite(self) -> None:
         report = self.distiller.nonfinite_report()
@@ -287,7 +326,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         epoch_end = self.step % self.steps_per_epoch == 0
         preempted = self.preemption is not None and self.preemption.requested
         if preempted and epoch_end:
-            print("\n[tfkd] SIGTERM received: stopping after this epoch's dev evaluation and checkpoint", flush=True)
+            print(f"\n[tfkd] {self.preemption.signal_name} received: stopping after this epoch's dev evaluation and checkpoint", flush=True)
         stop = preempted and not epoch_end
         periodic = self.every_steps > 0 and self.step % self.every_steps == 0 and not epoch_end
         if stop or periodic or epoch_end or self.step % self.check_every_steps == 0:
@@ -295,7 +334,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if stop or periodic:
             path = self.save()
         if stop:
-            raise TrainingPreempted(f"SIGTERM: saved checkpoint {path} at {self.where(self.step)}")
+            raise TrainingPreempted(f"{self.preemption.signal_name}: saved checkpoint {path} at {self.where(self.step)}",
+                                    self.preemption.signal_name)
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
@@ -303,8 +343,18 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _size(num_bytes: int) -> str:
+    """`num_bytes` for people: "97.5 KB", "1.3 GB"."""
+    units = ("bytes", "KB", "MB", "GB", "TB")
+    power = min(int(math.log10(max(num_bytes, 1)) // 3), len(units) - 1)
+    return f"{num_bytes / 1000 ** power:.3g} {units[power]}"
+
+
 class PreemptionSignal:
-    """While active, SIGTERM only sets `requested` (a `TrainingCheckpoint` then saves and stops).
+    """While active, SIGTERM and SIGINT (Ctrl-C) only set `requested` (a `TrainingCheckpoint` then saves and stops).
+
+    `signal_name` says which one came (SIGTERM until one does). A second Ctrl-C raises `KeyboardInterrupt`
+    at once, for a user who does not want to wait for the checkpoint.
 
     Example:
     >>> with PreemptionSignal() as preemption:
@@ -312,28 +362,25 @@ class PreemptionSignal:
     ...     distiller.fit(...)  # doctest: +SKIP
     """
 
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self.signal_name = "SIGTERM"
+        self._previous: Dict[int, object] = {}
 
     def _handle(self, signum, frame):
-        # Only a flag: printing here could re-enter a print the signal interrupted.
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        # Only flags: printing here could re-enter a print the signal interrupted.
         self.requested = True
+        self.signal_name = signal.Signals(signum).name
 
     def __enter__(self) -> "PreemptionSignal":
         if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread only
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def write_json(path: str, data: Dict) -> None:
-    """Writes `data` to `path` atomically: a run killed mid-write leaves the previous file, never half of one."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, default=float)
-    os.replace(partial, path)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)

@@ -20,12 +20,13 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Callable, List, Sequence
 
 from absl import app, flags
 
-from tfkd.errors import TfkdError
+from tfkd.errors import EXIT_INTERRUPTED, TfkdError
 from tfkd.precision import PRECISIONS
 from tfkd.strategy import STRATEGIES
 
@@ -95,12 +96,22 @@ def int_list(values: Sequence[str]) -> List[int]:
 
 def run_cli(main: Callable[[List[str]], None]) -> None:
     """Runs an absl `main`: a `TfkdError` prints `tfkd: error: <what and fix>` and
-    exits with status 2, without a traceback."""
+    exits with status 2, without a traceback; so does a full disk. Ctrl-C that
+    the command does not handle itself prints one line and exits with 130."""
     try:
         app.run(main)
     except TfkdError as e:
         print(f"tfkd: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"tfkd: error: no space left to write {e.filename or 'a file'} ({e.strerror}). Fix: free space on that "
+              "filesystem or write somewhere else, then re-run the same command.", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("tfkd: interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def log(message: str) -> None:

@@ -15,13 +15,25 @@ class TfkdError(Exception):
 # EX_TEMPFAIL from sysexits.h: "try again later", what a scheduler should do
 # with a preempted job.
 EXIT_PREEMPTED = 75
+# 128 + SIGINT, what shells report for Ctrl-C: the user stopped the run, a
+# scheduler should not retry it.
+EXIT_INTERRUPTED = 130
 
 
 class TrainingPreempted(Exception):
-    """Training stopped on SIGTERM after saving a checkpoint; re-running the same command resumes.
+    """Training stopped on SIGTERM or SIGINT (Ctrl-C) after saving a checkpoint; re-running the same command resumes.
 
-    The CLI prints the message and exits with `EXIT_PREEMPTED` (75).
+    The CLI prints the message and exits with `exit_status`: `EXIT_PREEMPTED` (75)
+    after SIGTERM, `EXIT_INTERRUPTED` (130) after Ctrl-C.
 
     Example:
-    >>> raise TrainingPreempted("saved checkpoint ckpt-120 at step 120")
+    >>> raise TrainingPreempted("SIGINT: saved checkpoint ckpt-120 at step 120", "SIGINT")
     """
+
+    def __init__(self, message: str, signal_name: str = "SIGTERM"):
+        super().__init__(message)
+        self.signal_name = signal_name
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_INTERRUPTED if self.signal_name == "SIGINT" else EXIT_PREEMPTED

@@ -12,9 +12,13 @@ directory), `checkpoints/`, `logs/` (TensorBoard), `dev_history.json` and
 Fault tolerance: checkpoints (every `--checkpoint_every_steps` steps and at
 every epoch end) hold the whole training state, and re-running the same
 command resumes at the exact step. SIGTERM saves a checkpoint at the next step
-boundary and exits with status 75 (`EXIT_PREEMPTED`); a non-finite loss stops
-training with status 2, naming the term and the step, and keeps the last good
-checkpoint.
+boundary and exits with status 75 (`EXIT_PREEMPTED`), Ctrl-C likewise with
+status 130 (`EXIT_INTERRUPTED`); a non-finite loss stops training with status
+2, naming the term and the step, and keeps the last good checkpoint.
+
+A run owns its workdir (`<workdir>/.lock`: a second run into it is refused)
+and records its flags there (`run_flags.json`): resuming with flags that
+change the run is refused unless `--allow_changed_flags`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd import cli_flags, methods
-from tfkd.callbacks import DevEvaluation, PreemptionSignal, Throughput, TrainingCheckpoint, write_json
+from tfkd.callbacks import DevEvaluation, PreemptionSignal, Throughput, TrainingCheckpoint
 from tfkd.cli_flags import log
 from tfkd.data import load_split, make_tokenizer
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
@@ -44,11 +48,13 @@ from tfkd.data.tasks import GlueTask, get_task
 from tfkd.distill import Distiller, StageScheduler, build_stages, make_optimizer
 from tfkd.distill.teacher_cache import DTYPES as CACHE_DTYPES
 from tfkd.distill.teacher_cache import TeacherCache, cacheable_features, load_or_build
-from tfkd.errors import EXIT_PREEMPTED, TfkdError, TrainingPreempted
+from tfkd.errors import TfkdError, TrainingPreempted
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
+from tfkd.jsonfile import write_json
 from tfkd.precision import set_precision
 from tfkd.strategy import configure_cpu_replicas, make_strategy, worker_index
+from tfkd.workdir import RunFlags, WorkdirLock, check_directory_target
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import (
     BertModel,
@@ -57,6 +63,7 @@ from tfkd.models import (
     StudentConfig,
     build_student,
     check_sequence_length,
+    check_task,
     count_params,
     load_model_dir,
     load_teacher,
@@ -83,6 +90,7 @@ flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged, offline),
 flags.DEFINE_integer("finetune_teacher_epochs", 0, "Distil mode with a teacher whose head is untrained: fine-tune it this many epochs first (into <workdir>/teacher; reused on re-runs).")
 flags.DEFINE_string("finetuned_teacher_dir", "", "Where the teacher fine-tuned by --finetune_teacher_epochs lives (default <workdir>/teacher); several runs can share one.")
 flags.DEFINE_float("teacher_learning_rate", 5e-5, "Peak learning rate of that teacher fine-tuning.")
+flags.DEFINE_bool("allow_task_mismatch", False, "Distil from a --teacher whose metadata says it was fine-tuned on another task (its classes must really be this task's).")
 flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; or a tfkd model directory (e.g. a CoDIR pre-training output).")
 cli_flags.define_student_flags()
 flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.", lower_bound=0.0, upper_bound=1.0)
@@ -96,8 +104,22 @@ cli_flags.define_runtime_flags()
 flags.DEFINE_bool("eval_jit_compile", False, "Also compile dev evaluation with XLA (pays off only for large dev sets: each padded length costs a compile).")
 flags.DEFINE_integer("checkpoint_every_steps", 500, "Also checkpoint every N steps within an epoch (0: at epoch ends only); a re-run resumes at the exact step.")
 flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops (tf.config.experimental.enable_op_determinism): bit-identical reruns, slower on GPU.")
+flags.DEFINE_bool("allow_changed_flags", False, "Resume the checkpoints in --workdir although flags that change the run differ from the ones it started with (results.json records old and new values).")
 
 methods.define_flags()
+
+# Flags that say where outputs go, how fast or how observably a run goes: a
+# resume may change them (every other flag must match, see --allow_changed_flags).
+RUN_INDEPENDENT_FLAGS = frozenset({
+    "workdir", "finetuned_teacher_dir", "teacher_cache", "eval_batch_size", "eval_jit_compile", "jit_compile",
+    "deterministic", "strategy", "tpu", "cpu_replicas", "tensorboard_update_freq", "checkpoint_every_steps",
+    "allow_changed_flags", "allow_task_mismatch",
+})
+
+
+def flag_values() -> Dict:
+    """Every flag of this command and the method flags, by name (what results.json records)."""
+    return {f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__])} | methods.flag_values(FLAGS)
 
 
 def load_data(task: GlueTask, tokenizer, max_train_examples: Optional[int]) -> Tuple[TokenizedSplit, TokenizedSplit]:
@@ -215,7 +237,8 @@ def train_model(
         checkpoint.preemption = preemption
         fit_from(distiller, train, start_step, steps, epochs, callbacks, extras)
         if preemption.requested and checkpoint.step < epochs * steps:  # stopped at an epoch end
-            raise TrainingPreempted(f"SIGTERM: saved checkpoint {checkpoint.manager.latest_checkpoint} at {checkpoint.where(checkpoint.step)}")
+            raise TrainingPreempted(f"{preemption.signal_name}: saved checkpoint {checkpoint.manager.latest_checkpoint} "
+                                    f"at {checkpoint.where(checkpoint.step)}", preemption.signal_name)
     wall = time.perf_counter() - start
     if dev_eval.best is None:  # resumed after the last epoch: score what was saved
         best_model, _, saved = load_model_dir(model_dir)
@@ -242,7 +265,8 @@ def train_model(
         "losses": [{"name": n, "key": k, "weight": w, "args": a} for n, k, w, a in loss_specs],
         "algorithm": algorithm,
         "layer_map": [list(p) for p in layer_map],
-        "flags": {f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__])} | methods.flag_values(FLAGS),
+        "flags": flag_values(),
+        "flag_changes": RunFlags(workdir).changes(),
     }
     write_json(os.path.join(workdir, "results.json"), results)
     return results, evaluator
@@ -308,6 +332,7 @@ def obtain_teacher(task: GlueTask, workdir: str) -> LoadedModel:
     """The fine-tuned teacher: loaded, or fine-tuned first into <workdir>/teacher."""
     loaded = load_teacher(FLAGS.teacher, task.num_labels, workdir)
     if loaded.fine_tuned:
+        check_task(loaded.model, loaded.metadata, task, f"the teacher '{FLAGS.teacher}'", FLAGS.allow_task_mismatch)
         return loaded
     teacher_dir = FLAGS.finetuned_teacher_dir or os.path.join(workdir, "teacher")
     previous = read_metadata(os.path.join(teacher_dir, "model"))
@@ -407,6 +432,11 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
     if not FLAGS.workdir:
         raise TfkdError("--workdir is required. Fix: pass --workdir=<output directory>.")
+    check_directory_target(FLAGS.workdir, "--workdir")
+    if FLAGS.teacher_cache not in ("auto", "off"):
+        check_directory_target(FLAGS.teacher_cache, "--teacher_cache")
+    if FLAGS.finetuned_teacher_dir:
+        check_directory_target(FLAGS.finetuned_teacher_dir, "--finetuned_teacher_dir")
     configure_cpu_replicas(FLAGS.cpu_replicas)
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything else.
     strategy = make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.cpu_replicas)
@@ -423,13 +453,22 @@ def main(argv) -> None:
     _worker.update(index=index, workdir=workdir)
     if index:
         log(f"worker {index}: the chief writes {FLAGS.workdir}; this worker's copy goes to {workdir} (removed at the end)")
-    os.makedirs(workdir, exist_ok=True)
-    with strategy.scope():
+    with WorkdirLock(workdir), strategy.scope():
+        run_flags = {name: value for name, value in flag_values().items() if name not in RUN_INDEPENDENT_FLAGS}
+        changes = RunFlags(workdir).check(run_flags, resuming=_has_checkpoints(workdir), allow_changes=FLAGS.allow_changed_flags)
+        if changes:
+            log("flags changed since this run started (--allow_changed_flags; recorded in results.json): "
+                + ", ".join(f"--{c['flag']} {c['old']!r} → {c['new']!r}" for c in changes))
         results = _run(task, workdir)
     if index:
         shutil.rmtree(workdir, ignore_errors=True)
     best = results["best_dev"]
     log(f"done: best dev {primary_metric(task)} {100 * best[primary_metric(task)]:.2f} (epoch {results['best_epoch']}); results in {os.path.join(FLAGS.workdir, 'results.json')}")
+
+
+def _has_checkpoints(workdir: str) -> bool:
+    directory = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(directory) and any(name.startswith("ckpt-") for name in os.listdir(directory))
 
 
 def _run(task: GlueTask, workdir: str) -> Dict:
@@ -443,12 +482,14 @@ def _run(task: GlueTask, workdir: str) -> Dict:
 
 def run() -> None:
     """Console entry point: user errors print one clear line and exit 2, without a traceback;
-    a SIGTERM-preempted run exits with `EXIT_PREEMPTED` (75) once its checkpoint is saved."""
+    a run stopped by SIGTERM exits with `EXIT_PREEMPTED` (75), one stopped by Ctrl-C with
+    `EXIT_INTERRUPTED` (130), once its checkpoint is saved."""
     try:
         cli_flags.run_cli(main)
     except TrainingPreempted as e:
-        log(f"preempted: {e}; exiting with status {EXIT_PREEMPTED}. Re-run the same command to resume.")
-        sys.exit(EXIT_PREEMPTED)
+        what = "interrupted" if e.signal_name == "SIGINT" else "preempted"
+        log(f"{what}: {e}; exiting with status {e.exit_status}. Re-run the same command to resume.")
+        sys.exit(e.exit_status)
 
 
 if __name__ == "__main__":

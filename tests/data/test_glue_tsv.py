@@ -163,6 +163,16 @@ def test_stsb_score_that_is_not_a_number(tmp_path, write_tsv):
         read_glue_tsv(get_task("stsb"), path)
 
 
+@pytest.mark.parametrize("score", ["7.5", "-0.1", "nan", "NaN", "inf", "-inf"])
+def test_stsb_score_outside_0_to_5_or_not_finite_names_file_and_line(tmp_path, write_tsv, score):
+    path = write_tsv(tmp_path / "dev.tsv", [STSB_HEADER, "0\tg\tf\ty\to\ts\ts\ta\tb\t5.0",
+                                            f"0\tg\tf\ty\to\ts\ts\ta\tb\t{score}"])
+    with pytest.raises(TfkdError) as e:
+        read_glue_tsv(get_task("stsb"), path)
+    assert f"{path}:3: label '{score}' in column 'score' is not a number between 0 and 5" in str(e.value)
+    assert "Fix: " in str(e.value)
+
+
 @pytest.mark.parametrize("lines", [[], ["sentence\tlabel"], ["sentence\tlabel", "", ""]])
 def test_empty_files(tmp_path, write_tsv, lines):
     path = write_tsv(tmp_path / "dev.tsv", lines)

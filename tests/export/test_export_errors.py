@@ -50,3 +50,15 @@ def test_command_line_prints_one_error_line_and_exits_2(tmp_path):
     assert process.returncode == 2
     assert "tfkd: error: " in process.stderr and "holds no trained student" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_export_dir_that_is_a_file_is_refused_before_any_work(tiny_runs, tmp_path):
+    (tmp_path / "serving").write_text("not a directory")
+    with pytest.raises(TfkdError, match=r"--export_dir=.*serving is a file, not a directory. Fix: "):
+        export(ExportOptions(tiny_runs.sst2, str(tmp_path / "serving")), log=lambda m: pytest.fail(f"work started: {m}"))
+    process = subprocess.run(
+        [sys.executable, "-m", "tfkd.export", f"--workdir={tiny_runs.sst2}", f"--export_dir={tmp_path / 'serving'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 2 and "Traceback" not in process.stderr
+    assert f"tfkd: error: --export_dir={tmp_path / 'serving'} is a file, not a directory" in process.stderr

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Iterator, List, Tuple
 
@@ -107,6 +108,23 @@ def _column_index(task: GlueTask, path: str, header: List[str], column) -> int:
     return header.index(column)
 
 
+def _score(task: GlueTask, path: str, lineno: int, value: str) -> float:
+    """The regression label `value` of line `lineno`: a finite number inside `task.score_range`."""
+    low, high = task.score_range or (-math.inf, math.inf)
+    try:
+        score = float(value)
+    except ValueError:
+        score = math.nan
+    if not low <= score <= high:  # also false for nan
+        within = f" between {low:g} and {high:g}" if task.score_range else ""
+        raise TfkdError(
+            f"{path}:{lineno}: label {value!r} in column {task.tsv_label_column!r} is not a number{within}. "
+            f"Fix: the {task.name} label must be a score{within}; correct the row or use the original GLUE "
+            f"{task.tsv_folder} file."
+        )
+    return score
+
+
 def read_glue_tsv(task: GlueTask, path: str) -> Examples:
     """Reads one GLUE TSV file of `task` (train or dev; test files have no labels).
 
@@ -158,13 +176,7 @@ def read_glue_tsv(task: GlueTask, path: str) -> Examples:
             )
         value = fields[label_idx].strip()
         if task.is_regression:
-            try:
-                labels.append(float(value))
-            except ValueError:
-                raise TfkdError(
-                    f"{path}:{lineno}: label {value!r} in column {task.tsv_label_column!r} is not a number. "
-                    f"Fix: the {task.name} label must be a float score; check the file is the original one."
-                ) from None
+            labels.append(_score(task, path, lineno, value))
         else:
             if value not in label_ids:
                 raise TfkdError(

@@ -52,6 +52,8 @@ class GlueTask:
         malformed_row_tolerance: the fraction of rows with a wrong column
             count that may be skipped (counted and logged) instead of failing;
             non-zero only for QQP, whose train file has a few broken lines.
+        score_range: the lowest and highest score of a regression task
+            (STS-B: 0 to 5); a score outside it is refused.
 
     Example:
     >>> get_task("mnli").dev_splits
@@ -74,6 +76,7 @@ class GlueTask:
     tfds_name: Optional[str] = None
     dev_splits: Tuple[str, ...] = ("validation",)
     malformed_row_tolerance: float = 0.0
+    score_range: Optional[Tuple[float, float]] = None
 
     @property
     def num_labels(self) -> int:
@@ -135,7 +138,7 @@ TASKS: Dict[str, GlueTask] = {
         GlueTask(
             name="stsb", text_fields=("sentence1", "sentence2"), label_names=None, is_regression=True,
             metrics=("pearson", "spearman"), tsv_folder="STS-B", tsv_text_columns=("sentence1", "sentence2"),
-            tsv_label_column="score", tfds_name="glue/stsb",
+            tsv_label_column="score", tfds_name="glue/stsb", score_range=(0.0, 5.0),
         ),
         _binary("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), "QQP",
                 ("question1", "question2"), "is_duplicate", ("0", "1"), metrics=("accuracy", "f1"),

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -35,9 +36,11 @@ import tensorflow as tf
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, steps_per_epoch
 from tfkd.data.tokenizer import vocab_checksum
 from tfkd.errors import TfkdError
+from tfkd.jsonfile import write_json
 from tfkd.losses._common import pool
 from tfkd.losses.base import DistillationLoss
 from tfkd.models.bert import INPUT_NAMES
+from tfkd.workdir import check_directory_target
 
 PREFIX = "teacher/"
 FINGERPRINT = "fingerprint.json"
@@ -211,6 +214,7 @@ def load_or_build(
     """
     if dtype not in DTYPES:
         raise TfkdError(f"teacher-cache dtype '{dtype}' is not supported. Fix: use one of {', '.join(DTYPES)}.")
+    check_directory_target(directory, "--teacher_cache")
     expected = fingerprint(teacher, vocab_path, split, features, dtype)
     path = os.path.join(directory, FINGERPRINT)
     if os.path.exists(path):
@@ -232,15 +236,21 @@ def load_or_build(
             "Fix: point --teacher_cache at an empty or new directory."
         )
     arrays = _build(directory, teacher, split, features, dtype, batch_size)
-    staging = directory.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    for key, value in arrays.items():
-        np.save(os.path.join(staging, f"{key}.npy"), value)
-    np.save(os.path.join(staging, "index.npy"), split.index)
-    with open(os.path.join(staging, FINGERPRINT), "w") as f:
-        json.dump(expected, f, indent=1)
-    if os.path.isdir(directory):
-        os.rmdir(directory)
-    os.rename(staging, directory)
+    # One staging folder per process: runs sharing a cache directory may build it at the same time.
+    staging = f"{directory.rstrip('/')}.partial-{os.getpid()}"
+    try:
+        os.makedirs(staging)
+        for key, value in arrays.items():
+            np.save(os.path.join(staging, f"{key}.npy"), value)
+        np.save(os.path.join(staging, "index.npy"), split.index)
+        write_json(os.path.join(staging, FINGERPRINT), expected, indent=1)
+        try:
+            os.rename(staging, directory)  # replaces an empty directory
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            # Another run finished this cache first: use it, checked like any other.
+            return load_or_build(directory, teacher, vocab_path, split, features, dtype, batch_size)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return TeacherCache(directory, arrays, built=True)

@@ -6,8 +6,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-
 from absl import flags
 
 import tfkd  # noqa: F401  (selects the TensorFlow backend)
@@ -17,7 +15,8 @@ from tfkd.data.pipeline import tokenize
 from tfkd.data.tasks import get_task
 from tfkd.errors import TfkdError
 from tfkd.evaluate.evaluator import Evaluator
-from tfkd.models import check_sequence_length, load_model_dir
+from tfkd.jsonfile import to_json, write_json
+from tfkd.models import check_sequence_length, check_task, load_model_dir
 
 flags.DEFINE_string("model", None, "A tfkd model directory (e.g. <workdir>/model) or .keras file.")
 flags.DEFINE_string("task", None, "Task (default: the one the model was trained on).")
@@ -26,6 +25,7 @@ flags.DEFINE_string("split", "dev", "Split to score (dev, or e.g. dev_mismatched
 flags.DEFINE_integer("max_seq_length", None, "Maximum tokens (default: the model's training length).", lower_bound=2)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_string("output", None, "Also write the metrics as JSON here.")
+flags.DEFINE_bool("allow_task_mismatch", False, "Score the model on a --task other than the one its metadata records (its classes must really be that task's).")
 FLAGS = flags.FLAGS
 
 
@@ -34,6 +34,7 @@ def main(argv) -> None:
         raise TfkdError("--model is required. Fix: pass --model=<workdir>/model.")
     model, vocab_path, metadata = load_model_dir(FLAGS.model)
     task = get_task(FLAGS.task or metadata.task)
+    check_task(model, metadata, task, f"the model '{FLAGS.model}'", FLAGS.allow_task_mismatch)
     length = FLAGS.max_seq_length or metadata.max_seq_length
     check_sequence_length(model, length)
     tokenizer = make_tokenizer(vocab_path, metadata.lowercase)
@@ -43,10 +44,9 @@ def main(argv) -> None:
     speed = evaluator.throughput(model)
     result = {"model": FLAGS.model, "task": task.name, "split": FLAGS.split, "examples": int(len(split.lengths)),
               "metrics": metrics, "forward_examples_per_second": speed}
-    print(json.dumps(result, indent=2))
+    print(to_json(result))
     if FLAGS.output:
-        with open(FLAGS.output, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        write_json(FLAGS.output, result)
 
 
 def run() -> None:

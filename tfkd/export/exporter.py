@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import math
 import os
 import re
@@ -45,7 +44,9 @@ from tfkd.export.saved_model import export_saved_model, next_version, required_o
 from tfkd.export.tflite import TEXT_VARIANT, VARIANTS, LiteModel, convert_ids_models, convert_text_model
 from tfkd.export.warmup import WARMUP_FILE, dev_requests, write_warmup_requests
 from tfkd.models.bert import BertModel
+from tfkd.jsonfile import write_json
 from tfkd.models.model_dir import ModelMetadata, load_model_dir
+from tfkd.workdir import check_directory_target
 
 METADATA_FILE = "tfkd_export.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -219,11 +220,6 @@ def _write_labels(folder: str, label_names: Sequence[str]) -> None:
         f.write("".join(f"{name}\n" for name in label_names))
 
 
-def _write_json(path: str, content: Dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2)
-
-
 def _metadata(
     run: TrainedRun,
     model: BertModel,
@@ -286,6 +282,7 @@ def export(options: ExportOptions, log: Callable[[str], None] = cli_log) -> Expo
         raise TfkdError(f"--quantize: unknown variant(s) {', '.join(unknown)}. Fix: use some of {', '.join(VARIANTS)}.")
     if not options.export_dir:
         raise TfkdError("--export_dir is required. Fix: pass --export_dir=<the serving root folder>.")
+    check_directory_target(options.export_dir, "--export_dir")
     run = load_run(options.workdir, options.glue_dir)
     blessing = bless(run, options.bless_min_ratio, options.force)
     log(f"blessing: {blessing.metric} student {blessing.student:.4f} / teacher "
@@ -373,7 +370,7 @@ def export(options: ExportOptions, log: Callable[[str], None] = cli_log) -> Expo
     export_metadata["tflite"] = {"seq_length": seq_length, "batch_size": 1, "files": tflite_info} if tflite_info else None
     for folder in staging.values():
         if os.path.isdir(folder):
-            _write_json(os.path.join(folder, METADATA_FILE), export_metadata)
+            write_json(os.path.join(folder, METADATA_FILE), export_metadata)
     saved_model_dir = os.path.join(serving_base, str(version))
     tflite_dir = os.path.join(tflite_base, str(version))
     for base, folder in staging.items():

@@ -13,7 +13,6 @@ and dynamic-int8 TFLite conversion, so the speed-up is measured, not assumed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 import time
@@ -29,6 +28,7 @@ from tfkd.export.exporter import ExportResult, as_float32, lite_inputs
 from tfkd.export.saved_model import ID_INPUTS, IDS_SIGNATURE, SERVING_SIGNATURE
 from tfkd.export.tflite import TEXT_VARIANT, LiteModel, convert_ids_models
 from tfkd.models.bert import BertModel
+from tfkd.jsonfile import write_json
 from tfkd.models.model_dir import MODEL_FILE, load_model_dir
 
 REPORT_FILE = "report.json"
@@ -263,8 +263,7 @@ def validate(result: ExportResult, latency_examples: int = 200, log: Callable[[s
         "teacher_dir": result.run.teacher_dir,
         "rows": [dataclasses.asdict(row) for row in rows],
     }
-    with open(os.path.join(result.saved_model_dir, REPORT_FILE), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_json(os.path.join(result.saved_model_dir, REPORT_FILE), report)
     return report
 
 

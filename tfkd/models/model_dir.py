@@ -10,11 +10,13 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
 
+from tfkd.data.tasks import GlueTask, get_task
 from tfkd.errors import TfkdError
+from tfkd.jsonfile import write_json
 from tfkd.models.bert import BertModel
 
 MODEL_FILE = "model.keras"
@@ -55,8 +57,7 @@ def save_model_dir(directory: str, model: BertModel, vocab_path: str, metadata: 
     model.with_outputs(output_attentions=False).save(os.path.join(directory, MODEL_FILE))
     if os.path.abspath(vocab_path) != os.path.abspath(os.path.join(directory, VOCAB_FILE)):
         shutil.copyfile(vocab_path, os.path.join(directory, VOCAB_FILE))
-    with open(os.path.join(directory, META_FILE), "w", encoding="utf-8") as f:
-        json.dump(dataclasses.asdict(metadata), f, indent=2)
+    write_json(os.path.join(directory, META_FILE), dataclasses.asdict(metadata))
 
 
 def load_model_dir(directory: str) -> Tuple[BertModel, str, ModelMetadata]:
@@ -101,3 +102,37 @@ def read_metadata(directory: str) -> Optional[ModelMetadata]:
             f"'{path}' is not a tfkd model description ({type(e).__name__}: {e}). "
             "Fix: restore it from the run that wrote the model, or re-create the model with tfkd.train."
         ) from None
+
+
+def _classes(label_names: Sequence[str]) -> str:
+    return f"classes {', '.join(label_names)}" if label_names else "a score"
+
+
+def check_task(model: BertModel, metadata: ModelMetadata, task: GlueTask, what: str, allow_other_task: bool) -> None:
+    """Refuses `model` for `task` when its outputs cannot be the task's, or, unless
+    `allow_other_task`, when its metadata says its head was trained on another task.
+
+    Args:
+        model: the loaded model.
+        metadata: its `ModelMetadata` (an empty `task` is not checked).
+        task: the task it is about to be used for.
+        what: the model in words, e.g. "the teacher 'runs/t/model'".
+        allow_other_task: accept a recorded task other than `task` (`--allow_task_mismatch`).
+    """
+    fix = f"use a model fine-tuned on {task.name} (python -m tfkd.train --mode=finetune --task={task.name} ...)"
+    if model.num_classes != task.num_labels:
+        raise TfkdError(
+            f"{what} has {model.num_classes} outputs but {task.name} needs {task.num_labels} "
+            f"({_classes(task.label_names or ())}). Fix: {fix}."
+        )
+    if not metadata.task or metadata.task == task.name or allow_other_task:
+        return
+    try:
+        trained = _classes(metadata.label_names or get_task(metadata.task).label_names or ())
+    except TfkdError:  # a task this tfkd does not know
+        trained = _classes(metadata.label_names)
+    raise TfkdError(
+        f"{what} was fine-tuned on {metadata.task} ({trained}), not on {task.name} "
+        f"({_classes(task.label_names or ())}): its outputs mean other things. Fix: {fix}, or pass "
+        "--allow_task_mismatch if its outputs really are this task's."
+    )
