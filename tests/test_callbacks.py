@@ -51,7 +51,7 @@ def batch(seed):
 
 
 def make_distiller(seed, extra_loss=None, intermediate_dim=16):
-    """A tiny distiller with dropout on and CoDIR (memory bank, negative sampler)."""
+    """A tiny distiller with dropout on and CoDIR (bank of teacher summaries, negative sampler)."""
     keras.utils.set_random_seed(seed)
     teacher = BertModel(vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
                         num_classes=2, max_sequence_length=16, dropout=0.1)
@@ -88,7 +88,7 @@ def test_checkpoint_restores_every_piece_of_state_into_a_fresh_distiller(tmp_pat
     assert restored.restore() == 3
     restored.on_epoch_begin(0)  # a mid-epoch resume puts the epoch's running loss means back
     names = [v.path for v in fresh.variables]
-    assert any("seed_generator" in n for n in names) and any("bank" in n for n in names)
+    assert any("seed_generator" in n for n in names) and any("teacher_summaries" in n for n in names)
     for a, b in zip(state(trained), state(fresh)):
         np.testing.assert_array_equal(a, b)
     # Same dropout masks, negatives and bank updates from here on.

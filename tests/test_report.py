@@ -6,11 +6,11 @@ from tfkd.errors import TfkdError
 from tfkd.report import attach_exports, load_runs, scatter, table
 
 
-def fake_run(path, method, seed, f1, params=17_000_000):
+def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0):
     path.mkdir(parents=True)
     (path / "results.json").write_text(json.dumps({
         "task": "mrpc", "primary_metric": "f1", "best_dev": {"f1": f1, "accuracy": 0.7}, "last_dev": {"f1": f1 - 0.01},
-        "train_examples_per_second": 25.0, "student": {"layers": 3, "params": params},
+        "train_examples_per_second": speed, "student": {"layers": 3, "params": params},
         "flags": {"mode": "distill", "method": method, "seed": seed, "algorithm": "joint"},
         "teacher": {"params": 22_000_000, "dev": {"f1": 0.86}},
     }))
@@ -26,6 +26,12 @@ def test_seeds_are_grouped_with_mean_and_std(tmp_path):
     assert "| codir | 3 | 17.0 | 1 | f1 84.0 |" in text
     scatter(load_runs(paths), str(tmp_path / "plot.png"), "test")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_a_run_without_a_speed_is_tabled_with_a_dash(tmp_path):
+    """results.json rebuilt after its run finished records the speed as null (strict JSON)."""
+    text = table(load_runs([fake_run(tmp_path / "kd1", "kd", 1, 0.8, speed=None)]))
+    assert "| kd | 3 | 17.0 | 1 | f1 80.0 | 79.0 | – |" in text
 
 
 def fake_export(folder, workdir, student_ms, teacher_ms=None, size=5_000_000):

@@ -24,6 +24,7 @@ from absl import flags
 from tfkd.distill.algorithms import StagePlan, is_output_loss
 from tfkd.errors import TfkdError
 from tfkd.losses import LOSSES, DistillationLoss
+from tfkd.losses.codir import OBJECTIVES as CODIR_OBJECTIVES
 
 # method -> the intermediate losses it adds to CE + KD, as (loss key, weight flag).
 METHODS: Dict[str, List[Tuple[str, str]]] = {
@@ -79,7 +80,7 @@ def define_flags() -> None:
     _define("enum", "algorithm", "joint", ["joint", "progressive", "stacked"], "How internal losses are scheduled (Aguilar et al.); each ends with --final_stage_epochs of KD + CE.")
     _define("integer", "stage_epochs", 1, "progressive/stacked: epochs per layer-pair stage.")
     _define("integer", "stage_steps", 0, "progressive/stacked: steps per layer-pair stage (overrides --stage_epochs when > 0).")
-    _define("integer", "final_stage_epochs", 0, "Epochs of the final soft-label stage (KD + CE only).")
+    _define("integer", "final_stage_epochs", None, "Epochs of the final soft-label stage (KD + CE only). Default: 1 for progressive/stacked (their layer stages never train the classifier), 0 for joint.", lower_bound=0)
     _define("bool", "freeze_distilled", False, "progressive/stacked: freeze already-distilled student layers (gradient masking).")
     # PKD-style L2 baseline.
     _define("float", "pkd_weight", 100.0, "Weight of the PKD L2 loss (normalised vectors give small values; PKD used 100-500).")
@@ -97,13 +98,15 @@ def define_flags() -> None:
     _define("enum", "codir_layers", "mapped", ["mapped", "all"], "Layers concatenated into the summary vector.")
     _define("enum", "codir_negatives", "auto", ["auto", "label_aware", "uniform", "in_batch"], "Negative sampling; auto: label-aware for classification, uniform for regression.")
     _define("string", "codir_teacher_layers", None, "Explicit teacher layers for the teacher summary (official code, 6→3: 1,3,5).")
-    _define("enum", "codir_objective", "infonce", ["infonce", "nce"], "InfoNCE (default) or the official code's NCE form.")
-    _define("enum", "codir_bank_init", "teacher", ["teacher", "random"], "Fill the bank by one teacher pass, or randomly (official code).")
+    _define("enum", "codir_objective", "infonce", list(CODIR_OBJECTIVES), "infonce: negatives' teacher summaries projected by the current head every step (default); infonce_bank: positive and negatives from a momentum bank; infonce_stale: fresh positive against bank negatives (collapses; earlier runs only); nce: the official code's CRD form.")
+    _define("enum", "codir_bank_init", "teacher", ["teacher", "random"], "Projected banks (infonce_bank, infonce_stale, nce): fill by one teacher pass, or randomly (official code).")
+    _define("integer", "codir_pool_size", 0, "infonce: keep the teacher summaries of only this many random training examples as negatives (bounds memory on large sets); 0: all.", lower_bound=0)
+    _define("enum", "codir_bank_dtype", "float16", ["float16", "float32"], "Storage of the teacher summaries CoDIR keeps for its negatives.")
     # ACKD.
     _define("float", "ackd_weight", 0.1, "λ of ACKD.")
     _define("float", "ackd_temperature", 0.07, "τ of the contrastive distillation loss.")
     _define("bool", "ackd_sar", True, "Sample adaptive reweighting (off: plain CDL).")
-    _define("float", "ackd_weight_temperature", 1.0, "τ_w of the SAR weights.")
+    _define("float", "ackd_weight_temperature", 0.1, "τ_w of the SAR weights (0.1: at 1.0 the weights stay within 1.1x of the mean on SST-2).")
     _define("integer", "ackd_projection_dim", 128, "Projection width.")
     _define("enum", "ackd_pooling", "mean", ["mean", "cls"], "Pooling of the per-layer feature vectors.")
     _define("integer", "ackd_bank_negatives", 0, "Extra negatives per example from a teacher memory bank (0: in-batch only).")
@@ -200,6 +203,13 @@ def method_losses(values) -> List[Tuple[str, str, float, Dict[str, Any]]]:
     return specs
 
 
+def final_stage_epochs(values) -> int:
+    """--final_stage_epochs, or its default for --algorithm when not given."""
+    if values.final_stage_epochs is not None:
+        return values.final_stage_epochs
+    return 0 if values.algorithm == "joint" else 1
+
+
 def stage_plan(values, distiller, layer_map, steps_per_epoch: int, epochs: int) -> StagePlan:
     """The stage layout inputs for `build_stages`, from the algorithm flags."""
     stage_steps = values.stage_steps or values.stage_epochs * steps_per_epoch
@@ -210,6 +220,6 @@ def stage_plan(values, distiller, layer_map, steps_per_epoch: int, epochs: int) 
         num_student_layers=distiller.student.num_layers,
         total_steps=epochs * steps_per_epoch,
         steps_per_stage=stage_steps,
-        final_steps=values.final_stage_epochs * steps_per_epoch,
+        final_steps=final_stage_epochs(values) * steps_per_epoch,
         freeze_distilled=values.freeze_distilled,
     )

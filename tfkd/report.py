@@ -135,9 +135,11 @@ def table(runs: Sequence[Dict]) -> str:
         metric = group[0]["primary_metric"]
         best = [r["best_dev"][metric] for r in group]
         last = [r["last_dev"].get(metric, float("nan")) for r in group]
-        speed = statistics.mean(r["train_examples_per_second"] for r in group)
+        # A results.json rebuilt after a finished run has no speed (null).
+        speeds = [r["train_examples_per_second"] for r in group if r["train_examples_per_second"] is not None]
+        speed = f"{statistics.mean(speeds):.1f}" if speeds else "–"
         line = (f"| {task} | {label} | {layers} | {params / 1e6:.1f} | {len(group)} | {metric} {_mean_std(best)} | "
-                f"{_mean_std(last)} | {speed:.1f} |")
+                f"{_mean_std(last)} | {speed} |")
         if exported:
             exports = [r["export"] for r in group if "export" in r]
             line += (f" {statistics.mean(e['size_bytes'] for e in exports) / 1e6:.1f} | "

@@ -141,6 +141,7 @@ def build_distiller(
     layer_map,
     is_regression: bool,
     train_labels: np.ndarray,
+    freeze_layers: bool = False,
 ) -> Distiller:
     """The `Distiller` of `loss_specs` (`(name, key, weight, args)`, see `methods.method_losses`)."""
     context = DistillContext(
@@ -153,7 +154,8 @@ def build_distiller(
         train_labels=train_labels,
     )
     losses = [(name, _make_loss(key, context, name, kwargs), weight) for name, key, weight, kwargs in loss_specs]
-    return Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"), num_pairs=max(len(layer_map), 1))
+    return Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"),
+                     num_pairs=max(len(layer_map), 1), freeze_layers=freeze_layers)
 
 
 def _make_loss(key: str, context: DistillContext, name: str, kwargs: Dict):
@@ -185,7 +187,8 @@ def train_model(
     """Trains `student` with the given losses; returns the results dict (also written to results.json)
     and the dev `Evaluator`."""
     steps = steps_per_epoch(train, FLAGS.batch_size)
-    distiller = build_distiller(student, teacher, loss_specs, layer_map, task.is_regression, train.labels)
+    distiller = build_distiller(student, teacher, loss_specs, layer_map, task.is_regression, train.labels,
+                                freeze_layers=FLAGS.freeze_distilled)
     plan = methods.stage_plan(FLAGS, distiller, layer_map, steps, epochs)
     if algorithm is None:  # plain fine-tuning: one stage, whatever the method flags say
         algorithm, plan = "joint", dataclasses.replace(plan, final_steps=0)

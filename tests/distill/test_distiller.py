@@ -1,10 +1,11 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import tfkd  # noqa: F401
 import tfkd.losses.kd  # noqa: F401  (registers ce and kd)
-from tfkd.distill import Distiller, StagePlan, StageScheduler, build_stages
+from tfkd.distill import Distiller, StagePlan, StageScheduler, build_stages, make_optimizer
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import BertModel, StudentConfig, build_student
 
@@ -25,13 +26,14 @@ def tiny_batch(batch=4, length=8, seed=0):
     }
 
 
-def make_distiller(weights=(0.5, 0.5), jit=False):
+def make_distiller(weights=(0.5, 0.5), jit=False, freeze_layers=False):
     keras.utils.set_random_seed(0)
     teacher = BertModel(**TEACHER)
     student = build_student(StudentConfig(1, 8, 2, 16, dropout=0.0), like=teacher)
     context = DistillContext(ModelSpec(2, 8, 2), ModelSpec(1, 8, 2), ((1, 2),), num_train_examples=4)
     losses = [("ce", LOSSES.get("ce")(context), weights[0]), ("kd", LOSSES.get("kd")(context, temperature=2.0), weights[1])]
-    distiller = Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context), num_pairs=1)
+    distiller = Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context), num_pairs=1,
+                          freeze_layers=freeze_layers)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit)
     return distiller, teacher, student
 
@@ -88,7 +90,7 @@ def test_stage_switches_never_retrace_and_zero_weights_freeze_training():
 
 
 def test_gradient_mask_freezes_a_layer_group():
-    distiller, teacher, student = make_distiller()
+    distiller, teacher, student = make_distiller(freeze_layers=True)
     distiller.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
     # freeze embeddings (group 0) and the transformer layer (group 1); head (group 2) trains
     distiller.set_stage([0.5, 0.5], [1.0], [0.0, 0.0, 1.0])
@@ -100,6 +102,43 @@ def test_gradient_mask_freezes_a_layer_group():
         np.testing.assert_array_equal(a, v.numpy())
     np.testing.assert_array_equal(emb, student.get_layer("token_embedding").trainable_weights[0].numpy())
     assert not np.array_equal(head, student.get_layer("logits").trainable_weights[0].numpy())
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_frozen_layers_stay_bit_identical_under_adamw(jit):
+    """Weight decay and the momentum of earlier steps must not move a frozen group either."""
+    distiller, teacher, student = make_distiller(jit=jit, freeze_layers=True)
+    distiller.compile(optimizer=make_optimizer(1e-2, total_steps=10, warmup_ratio=0.0, weight_decay=0.1), jit_compile=jit)
+    batch = tiny_batch()
+    distiller.train_on_batch(batch)  # builds momentum in every group
+    distiller.set_stage([0.5, 0.5], [1.0], [0.0, 0.0, 1.0])
+    layer = student.get_layer("transformer_layer_0")
+    frozen = [v.numpy().copy() for v in layer.trainable_weights + student.get_layer("token_embedding").trainable_weights]
+    head = student.get_layer("logits").trainable_weights[0].numpy().copy()
+    for seed in range(3):
+        distiller.train_on_batch(tiny_batch(seed=seed))
+    after = [v.numpy() for v in layer.trainable_weights + student.get_layer("token_embedding").trainable_weights]
+    for a, b in zip(frozen, after):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(head, student.get_layer("logits").trainable_weights[0].numpy())
+
+
+def test_a_freezing_stage_needs_freeze_layers():
+    distiller, _, _ = make_distiller()
+    with pytest.raises(ValueError, match="freeze_layers"):
+        distiller.set_stage([0.5, 0.5], [1.0], [0.0, 1.0, 1.0])
+
+
+def test_loss_diagnostics_are_logged_under_the_term_name():
+    _, teacher, student = make_distiller()
+    context = DistillContext(ModelSpec(2, 8, 2), ModelSpec(1, 8, 2), ((1, 2),), num_train_examples=4)
+    losses = [("ce", LOSSES.get("ce")(context), 1.0),
+              ("contrast", LOSSES.get("codir")(context, negatives="in_batch", projection_dim=4), 0.1)]
+    distiller = Distiller(student, teacher, losses)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    logs = distiller.train_on_batch(tiny_batch(), return_dict=True)
+    assert {"contrast_positive_probability", "contrast_fresh_loss", "loss_contrast"} <= set(logs)
+    np.testing.assert_allclose(logs["contrast_fresh_loss"], logs["loss_contrast"], rtol=1e-6)
 
 
 def test_jit_compiled_step_matches_eager():
@@ -127,7 +166,6 @@ def test_two_epochs_of_buckets_bank_stages_and_schedule_trace_once():
     from tests.data.test_pipeline import split_of
     from tfkd.data.pipeline import bucket_lengths, make_dataset, steps_per_epoch
     from tfkd.data.tasks import get_task
-    from tfkd.distill import make_optimizer
     from tfkd.evaluate.evaluator import Evaluator
 
     lengths = np.random.default_rng(0).integers(3, 16, 48)

@@ -127,7 +127,7 @@ def distiller_losses(setup, cache_dir=None):
     student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.0), like=teacher)
     context = context_for(split)
     losses = [("ce", LOSSES.get("ce")(context), 0.5), ("kd", LOSSES.get("kd")(context), 0.5),
-              ("codir", LOSSES.get("codir")(context, num_negatives=4, seed=3), 1.0),
+              ("codir", LOSSES.get("codir")(context, num_negatives=4, bank_dtype="float32", seed=3), 1.0),
               ("cls", LOSSES.get("cls_cosine")(context), 0.3)]
     distiller = Distiller(student, teacher, losses, num_pairs=2)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
@@ -136,7 +136,7 @@ def distiller_losses(setup, cache_dir=None):
         features, _ = cacheable_features(distiller.loss_layers)
         extras = load_or_build(cache_dir, teacher, vocab, split, features, batch_size=8).extras()
     distiller.prepare_losses(make_dataset(split, 8, shuffle=False, seed=0, extras=extras))
-    bank = distiller.loss_layers[2].teacher_bank.rows.numpy().copy()
+    bank = distiller.loss_layers[2].summary_bank.rows.numpy().copy()
 
     calls = []
     original = teacher.call

@@ -36,9 +36,29 @@ def _context(**kwargs):
     return make_context(**defaults)
 
 
-def _codir(context=None, **kwargs):
+def _codir(context=None, fill=True, **kwargs):
+    """A small CoDIR loss; `fill` writes random unprojected summaries into its bank (as `prepare` would)."""
     kwargs = dict(dict(num_negatives=5, projection_dim=6, seed=1), **kwargs)
-    return LOSSES.get("codir")(context or _context(), **kwargs)
+    loss = LOSSES.get("codir")(context or _context(), **kwargs)
+    if fill and loss.uses_bank:
+        bank = loss.summary_bank
+        rows = np.random.default_rng(99).normal(size=(bank.num_rows, bank.dim))
+        bank.assign(tf.range(bank.num_rows), tf.constant(rows, tf.float32))
+    return loss
+
+
+def diagnostics_of(loss):
+    """The loss's recorded diagnostics by short name (`positive_probability`, `fresh_loss`)."""
+    return {m.name[len(loss.name) + 1:]: float(m.result()) for m in loss.diagnostic_metrics}
+
+
+def summaries(loss):
+    return loss.summary_bank.rows.numpy().astype(np.float64)
+
+
+def projected(loss, rows):
+    """The unprojected summary rows through the loss's current teacher head, normalised (NumPy)."""
+    return np.array([l2n(dense_np(loss.teacher_head, r)) for r in rows])
 
 
 def _inputs(seed, dtype="float32"):
@@ -72,15 +92,19 @@ def _log_sum_exp(values):
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
-def ref_infonce(z_s, z_t, bank, negatives, valid):
+def ref_infonce(z_s, positives, bank, negatives, valid, masked=None):
+    """Mean `ℓ` and mean `p⁺` of InfoNCE with positive vectors `positives[b]`
+    and negatives `bank[j]`; `masked[b][k]` drops negative k of example b."""
     losses = []
     for b in range(len(z_s)):
         if not valid[b]:
             continue
-        positive = z_s[b] @ z_t[b] / TAU
-        logits = [positive] + [z_s[b] @ bank[j] / TAU for j in negatives[b]]
+        positive = z_s[b] @ positives[b] / TAU
+        logits = [positive] + [
+            z_s[b] @ bank[j] / TAU for k, j in enumerate(negatives[b]) if masked is None or not masked[b][k]
+        ]
         losses.append(_log_sum_exp(logits) - positive)
-    return np.mean(losses)
+    return np.mean(losses), np.mean(np.exp(-np.array(losses)))
 
 
 def ref_in_batch(z_s, z_t, valid):
@@ -117,7 +141,7 @@ def ref_nce(z_s, z_t, bank_t, bank_s, index, negatives, valid, normalizers=None)
     return value, normalizers
 
 
-def ref_momentum(bank, index, z, valid, momentum=0.5):
+def ref_momentum(bank, index, z, valid, momentum):
     bank = bank.copy()
     for b in range(len(index)):
         if valid[b]:
@@ -156,21 +180,80 @@ VALID = np.array([1, 1, 1, 0])
         ("mixed_float16", "mean", "label_aware", {}),
     ],
 )
-def test_infonce_matches_reference(policy, pooling, negatives, layers):
+def test_infonce_projects_the_sampled_summaries_through_the_current_head(policy, pooling, negatives, layers):
     teacher, student, mask, batch = _inputs(0, "float16" if policy == "mixed_float16" else "float32")
     with global_policy(policy):
-        loss = _codir(pooling=pooling, negatives=negatives, **layers)
-        bank = loss.teacher_bank.rows.numpy().astype(np.float64)
+        loss = _codir(pooling=pooling, negatives=negatives, bank_dtype="float32", **layers)
+        bank = summaries(loss)
         value, drawn = call_and_negatives(loss, teacher, student, batch, training=True)
     assert value.dtype == tf.float32 and loss.student_head.kernel.dtype == "float32"
+    assert not hasattr(loss, "teacher_bank")  # nothing projected is stored, so nothing can go stale
     if layers:
         student_layers, teacher_layers = [1, 2], [1, 3]
     else:
         student_layers, teacher_layers = [1, 2], [2, 4]
     z_s, z_t = _embeddings(loss, teacher, student, mask, student_layers, teacher_layers, pooling)
     tol = 1e-4 if policy == "float32" else 1e-3
-    np.testing.assert_allclose(value.numpy(), ref_infonce(z_s, z_t, bank, drawn, VALID), rtol=tol)
-    np.testing.assert_allclose(loss.teacher_bank.rows.numpy(), ref_momentum(bank, INDEX, z_t, VALID), atol=1e-5)
+    expected, p_positive = ref_infonce(z_s, z_t, projected(loss, bank), drawn, VALID)
+    np.testing.assert_allclose(value.numpy(), expected, rtol=tol)
+    np.testing.assert_array_equal(summaries(loss), bank)  # the frozen teacher's summaries are never rewritten
+    diagnostics = diagnostics_of(loss)
+    np.testing.assert_allclose(diagnostics["positive_probability"], p_positive, rtol=tol)
+    np.testing.assert_allclose(diagnostics["fresh_loss"], expected, rtol=tol)
+
+
+def test_the_teacher_head_learns_from_the_negatives_too():
+    teacher, student, mask, batch = _inputs(5)
+    loss = _codir()
+    with tf.GradientTape() as tape:
+        value = loss(teacher, student, batch, training=True)
+    gradient = tape.gradient(value, loss.teacher_head.kernel)
+    # Through the positive alone the head's gradient would differ: the negatives carry part of it.
+    with tf.GradientTape() as tape:
+        z_s = loss.embed_student(student, batch["padding_mask"])
+        z_t = loss.embed_teacher(teacher, batch["padding_mask"])
+        positive_only = -tf.reduce_sum(z_s * z_t) / TAU
+    assert not np.allclose(gradient.numpy(), tape.gradient(positive_only, loss.teacher_head.kernel).numpy())
+
+
+@pytest.mark.parametrize("objective", ["infonce_stale", "infonce_bank"])
+def test_projected_bank_objectives_match_reference_and_report_the_fresh_loss(objective):
+    teacher, student, mask, batch = _inputs(0)
+    loss = _codir(objective=objective, momentum=0.3, bank_dtype="float32")
+    bank = loss.teacher_bank.rows.numpy().astype(np.float64)
+    fresh_rows = projected(loss, summaries(loss))
+    value, drawn = call_and_negatives(loss, teacher, student, batch, training=True)
+    z_s, z_t = _embeddings(loss, teacher, student, mask, [1, 2], [2, 4])
+    positives = z_t if objective == "infonce_stale" else bank[INDEX]
+    expected, p_positive = ref_infonce(z_s, positives, bank, drawn, VALID)
+    np.testing.assert_allclose(value.numpy(), expected, rtol=1e-4)
+    diagnostics = diagnostics_of(loss)
+    np.testing.assert_allclose(diagnostics["positive_probability"], p_positive, rtol=1e-4)
+    np.testing.assert_allclose(diagnostics["fresh_loss"], ref_infonce(z_s, z_t, fresh_rows, drawn, VALID)[0], rtol=1e-4)
+    # μ = 0.3, not 0.5: a swap of μ and 1−μ would show.
+    np.testing.assert_allclose(loss.teacher_bank.rows.numpy(), ref_momentum(bank, INDEX, z_t, VALID, 0.3), atol=1e-5)
+
+
+def test_a_bounded_pool_draws_negatives_only_from_its_examples_and_never_the_anchor():
+    context = _context(num_train_examples=N)
+    loss = _codir(context, negatives="uniform", pool_size=5, num_negatives=40, bank_dtype="float32")
+    pool = set(loss._pool_ids.tolist())
+    assert loss.summary_bank.num_rows == 5 and len(pool) == 5
+    teacher, student, mask, _ = _inputs(6)
+    anchor = sorted(pool)[0]  # an anchor that is itself in the pool
+    batch = make_batch(mask, labels=TRAIN_LABELS[[anchor, 1, 2, 3]], index=np.array([anchor, 1, 2, 3]))
+    value, drawn = call_and_negatives(loss, teacher, student, batch, training=True)
+    assert drawn.min() >= 0 and drawn.max() < 5
+    ids = loss._pool_ids[drawn]
+    z_s, z_t = _embeddings(loss, teacher, student, mask, [1, 2], [2, 4])
+    masked = ids == batch["index"].numpy()[:, None]
+    assert masked[0].any()  # the anchor was drawn, and must not count as its own negative
+    expected, _ = ref_infonce(z_s, z_t, projected(loss, summaries(loss)), drawn, VALID, masked)
+    np.testing.assert_allclose(value.numpy(), expected, rtol=1e-4)
+    label_aware = _codir(context, pool_size=6, num_negatives=30)
+    pool_labels = TRAIN_LABELS[label_aware._pool_ids]
+    rows = label_aware.sample_negatives(tf.constant(np.arange(N), tf.int32)).numpy()
+    assert np.all(pool_labels[rows] != TRAIN_LABELS[:, None])
 
 
 def test_in_batch_negatives_match_reference():
@@ -195,45 +278,59 @@ def test_nce_matches_reference_and_fixes_the_normaliser_on_the_first_batch():
         expected, normalizers = ref_nce(z_s, z_t, bank_t, bank_s, INDEX, drawn, VALID, normalizers)
         np.testing.assert_allclose(value.numpy(), expected, rtol=1e-4)
         np.testing.assert_allclose(loss.normalizers.numpy(), normalizers, rtol=1e-4)
-        np.testing.assert_allclose(loss.teacher_bank.rows.numpy(), ref_momentum(bank_t, INDEX, z_t, VALID), atol=1e-5)
-        np.testing.assert_allclose(loss.student_bank.rows.numpy(), ref_momentum(bank_s, INDEX, z_s, VALID), atol=1e-5)
+        np.testing.assert_allclose(loss.teacher_bank.rows.numpy(), ref_momentum(bank_t, INDEX, z_t, VALID, 0.5), atol=1e-5)
+        np.testing.assert_allclose(loss.student_bank.rows.numpy(), ref_momentum(bank_s, INDEX, z_s, VALID, 0.5), atol=1e-5)
 
 
 # --- memory bank ----------------------------------------------------------------------------
 
 
-def test_prepare_fills_the_bank_from_one_teacher_pass():
-    loss = _codir()
+@pytest.mark.parametrize("objective", ["infonce", "infonce_stale"])
+def test_prepare_fills_the_banks_from_one_teacher_pass(objective):
+    loss = _codir(objective=objective, fill=False, bank_dtype="float32")
     assert loss.needs_preparation
-    before = loss.teacher_bank.rows.numpy()
+    before = summaries(loss)
+    projected_before = loss.teacher_bank.rows.numpy() if objective != "infonce" else None
     passes = []
     for seed, index in ((20, np.array([3, 7, 0, 10])), (21, np.array([5, 1, 2, 11]))):
         teacher, _, mask, _ = _inputs(seed)
         passes.append((teacher, make_batch(mask, index=index)))
     loss.prepare(iter(passes))
-    after = loss.teacher_bank.rows.numpy()
+    after = summaries(loss)
     written = set()
     for teacher, batch in passes:
         mask = batch["padding_mask"].numpy()
         z_t = ref_embed(as_numpy(teacher), [2, 4], mask, "mean", loss.teacher_head)
         for b, i in enumerate(batch["index"].numpy()):
             if VALID[b]:
-                np.testing.assert_allclose(after[i], z_t[b], atol=1e-6)
+                summary = np.concatenate([np.mean(as_numpy(teacher)["hidden_states"][l][b][mask[b] > 0], axis=0) for l in (2, 4)])
+                np.testing.assert_allclose(after[i], summary, atol=1e-6)
+                if projected_before is not None:
+                    np.testing.assert_allclose(loss.teacher_bank.rows.numpy()[i], z_t[b], atol=1e-6)
                 written.add(i)
     untouched = [i for i in range(N) if i not in written]  # includes the filler rows' indices 10 and 11
     np.testing.assert_array_equal(after[untouched], before[untouched])
+    if projected_before is not None:
+        np.testing.assert_array_equal(loss.teacher_bank.rows.numpy()[untouched], projected_before[untouched])
 
 
-def test_random_bank_init_needs_no_preparation():
-    loss = _codir(bank_init="random")
-    assert not loss.needs_preparation
+def test_summaries_are_stored_as_float16_by_default():
+    loss = _codir()
+    assert loss.summary_bank.rows.dtype == "float16"
+    assert loss.summary_bank.nbytes == N * (2 * TEACHER.hidden_dim) * 2
+
+
+def test_random_bank_init_leaves_the_projected_bank_random():
+    loss = _codir(objective="nce", bank_init="random")
     norms = np.linalg.norm(loss.teacher_bank.rows.numpy(), axis=1)
     assert 0.5 < norms.mean() < 1.5  # the official ±1/sqrt(d/3) init: rows of about unit norm
+    with pytest.raises(TfkdError, match="bank_init='random'"):
+        _codir(bank_init="random")
 
 
 def test_bank_changes_only_for_the_batch_rows_and_only_in_training():
     teacher, student, mask, batch = _inputs(2)
-    loss = _codir()
+    loss = _codir(objective="infonce_stale")
     before = loss.teacher_bank.rows.numpy()
     loss(teacher, student, batch, training=False)
     np.testing.assert_array_equal(loss.teacher_bank.rows.numpy(), before)
@@ -280,6 +377,12 @@ def test_default_negatives_and_clear_errors():
         _codir(_context(num_classes=1, is_regression=True), negatives="label_aware")
     with pytest.raises(TfkdError, match="in-batch"):
         _codir(negatives="in_batch", objective="nce")
+    with pytest.raises(TfkdError, match="pool_size"):
+        _codir(objective="nce", pool_size=4)
+    with pytest.raises(TfkdError, match="pool_size"):
+        _codir(pool_size=N + 1)
+    with pytest.raises(TfkdError, match="objective"):
+        _codir(objective="stale")
     with pytest.raises(TfkdError, match="num_train_examples"):
         _codir(_context(num_train_examples=0, train_labels=None))
     with pytest.raises(TfkdError, match="pooling"):
@@ -289,7 +392,7 @@ def test_default_negatives_and_clear_errors():
 # --- gradients, learning, XLA -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("objective", ["infonce", "nce"])
+@pytest.mark.parametrize("objective", ["infonce", "infonce_bank", "nce"])
 def test_gradients_finite_with_a_fully_padded_row_and_student_alone_learns(objective):
     teacher, student, mask, batch = _inputs(3)
     loss = _codir(objective=objective)
@@ -308,7 +411,7 @@ def test_gradients_finite_with_a_fully_padded_row_and_student_alone_learns(objec
 
 def test_compiles_under_xla_and_updates_the_bank():
     teacher, student, mask, batch = _inputs(4)
-    loss = _codir(objective="nce")
+    loss = _codir(objective="nce", momentum=0.3)
     hidden = variables_of(student)["hidden_states"]
     heads = loss.trainable_variables
 
@@ -327,16 +430,30 @@ def test_compiles_under_xla_and_updates_the_bank():
         # The bank takes the vectors of this step's forward pass, before the SGD update.
         z_t = ref_embed(as_numpy(teacher), [2, 4], mask, "mean", loss.teacher_head)
         assert np.isfinite(float(step(teacher, batch)))
-        expected = ref_momentum(expected, INDEX, z_t, VALID)
+        expected = ref_momentum(expected, INDEX, z_t, VALID, 0.3)
         np.testing.assert_allclose(loss.teacher_bank.rows.numpy(), expected, atol=1e-5)
     assert np.all(loss.normalizers.numpy() > 0)
     untouched = [i for i in range(N) if i not in INDEX[VALID == 1]]
     np.testing.assert_array_equal(loss.teacher_bank.rows.numpy()[untouched], initial[untouched])
 
 
+def test_default_objective_compiles_under_xla():
+    teacher, student, mask, batch = _inputs(4)
+    loss = _codir(pool_size=8, negatives="uniform")
+    hidden = variables_of(student)["hidden_states"]
+
+    @tf.function(jit_compile=True)
+    def step(teacher, batch):
+        return loss(teacher, {"hidden_states": hidden}, batch, training=True)
+
+    assert np.isfinite(float(step(teacher, batch)))
+
+
 def test_config_round_trip():
     loss = _codir(objective="nce", pooling="cls", layers="all", teacher_layers=[1, 3], momentum=0.3)
     config = loss.get_config()
+    pooled = _codir(pool_size=5, bank_dtype="float32")
+    assert type(pooled).from_config(pooled.get_config()).get_config() == pooled.get_config()
     clone = type(loss).from_config(config)
     assert clone.get_config() == config
     assert clone.teacher_layer_ids == [1, 3] and clone.student_layer_ids == [1, 2]

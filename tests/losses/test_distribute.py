@@ -33,11 +33,12 @@ SCRIPT = textwrap.dedent(
         cdl = LOSSES.get("ackd")(context, projection_dim=6, sar=False, seed=1)
         ackd = LOSSES.get("ackd")(context, projection_dim=6, bank_negatives=3, seed=1)
         codir = LOSSES.get("codir")(context, projection_dim=6, num_negatives=3, objective="nce", seed=1)
+        fresh = LOSSES.get("codir")(context, projection_dim=6, num_negatives=3, negatives="uniform", seed=1)
     single = LOSSES.get("ackd")(context, projection_dim=6, sar=False, seed=1)
     for mine, theirs in zip(single.weights, cdl.weights):
         mine.assign(theirs.numpy())
     expected = float(single(teacher, student, batch))
-    banks = {"ackd": ackd.banks[0].rows, "codir_t": codir.teacher_bank.rows, "codir_s": codir.student_bank.rows}
+    banks = {"codir_t": codir.teacher_bank.rows, "codir_s": codir.student_bank.rows}
     before = {name: bank.numpy() for name, bank in banks.items()}
 
     data = {"t": tuple(teacher["hidden_states"]), "s": tuple(student["hidden_states"]), "b": batch}
@@ -47,7 +48,8 @@ SCRIPT = textwrap.dedent(
     def step(d):
         def replica_fn(d):
             t, s = {"hidden_states": list(d["t"])}, {"hidden_states": list(d["s"])}
-            return cdl(t, s, d["b"]), ackd(t, s, d["b"], training=True), codir(t, s, d["b"], training=True)
+            return (cdl(t, s, d["b"]), ackd(t, s, d["b"], training=True), codir(t, s, d["b"], training=True),
+                    fresh(t, s, d["b"], training=True))
         return strategy.run(replica_fn, args=(d,))
 
     values = step(next(iter(dataset)))
@@ -62,6 +64,9 @@ SCRIPT = textwrap.dedent(
         assert changed == set(INDEX.tolist()), (name, changed)
     first, second = (copy.numpy() for copy in codir.normalizers.value.values)
     assert np.all(first > 0) and np.array_equal(first, second)
+    # Diagnostics are recorded inside the replicas and read as one value.
+    for loss in (ackd, codir, fresh):
+        assert all(np.isfinite(float(m.result())) and float(m.count.numpy()) == 2 for m in loss.diagnostic_metrics)
     print("OK")
     """
 )

@@ -12,8 +12,8 @@ the compiled train step is never retraced.
 `ce`, `kd`. Every other loss is "internal" and is what the stages schedule.
 
 Example:
->>> stages = build_stages("stacked", distiller, steps_per_stage=100, final_steps=300)
->>> distiller.fit(ds, callbacks=[StageScheduler(distiller, stages)], ...)
+>>> stages = build_stages("stacked", plan)  # doctest: +SKIP
+>>> distiller.fit(ds, callbacks=[StageScheduler(distiller, stages)], ...)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ def joint(plan: StagePlan) -> List[Stage]:
 
 
 def _per_pair(plan: StagePlan, pair_weights: Callable[[int, int], List[float]], label: str) -> List[Stage]:
+    if plan.final_steps <= 0:
+        raise TfkdError(
+            f"the {label} algorithm's layer stages train only internal losses, so without a final soft-label stage "
+            "the classifier is never trained. Fix: give it final steps (--final_stage_epochs=1, the default for "
+            f"{label})."
+        )
     n = len(plan.student_layers_of_pairs)
     stages = []
     for k in range(n):

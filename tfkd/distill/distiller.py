@@ -53,8 +53,8 @@ def _replicas_in_sync() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def _step_logs(metrics) -> Dict[str, tf.Tensor]:
-    logs = {m.name: m.result() for m in metrics}
+def _step_logs(metrics, names: Optional[Sequence[str]] = None) -> Dict[str, tf.Tensor]:
+    logs = {name: m.result() for name, m in zip(names or [m.name for m in metrics], metrics)}
     strategy = tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
         # Keras reduces step outputs across workers with a MEAN over axis 0,
@@ -74,6 +74,12 @@ class Distiller(keras.Model):
             in logs (`loss_<name>`).
         eval_loss: a loss computed on the dev set by `test_step` (e.g. `ce`).
         num_pairs: number of layer-map pairs (size of the pair-weight vector).
+        freeze_layers: whether a stage will freeze layer groups (a zero in
+            `set_stage`'s `grad_scale`). A masked gradient alone does not
+            freeze: AdamW's weight decay and the momentum of earlier steps
+            still move the weights. With this on, the step puts the frozen
+            groups' values back after the update (bit-identical), at the
+            cost of one copy of the student's weights per step.
 
     Example:
     >>> distiller = Distiller(student, teacher, [("ce", ce, 0.5), ("kd", kd, 0.5)], eval_loss=ce)
@@ -88,9 +94,11 @@ class Distiller(keras.Model):
         losses: Sequence[Tuple[str, DistillationLoss, float]],
         eval_loss: Optional[DistillationLoss] = None,
         num_pairs: int = 1,
+        freeze_layers: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.freeze_layers = bool(freeze_layers)
         self.student = student
         self.teacher = teacher
         if teacher is not None:
@@ -136,7 +144,15 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
-        return [self.total_tracker, *self.term_trackers, self.eval_tracker]
+        diagnostics = [metric for layer in self.loss_layers for metric in layer.diagnostic_metrics]
+        return [self.total_tracker, *self.term_trackers, *diagnostics, self.eval_tracker]
+
+    def train_log_names(self) -> List[str]:
+        """The log name of every training metric: `loss`, `loss_<term>`, then
+        `<term>_<diagnostic>` (named by the term, whatever its layer is called)."""
+        diagnostics = [f"{name}_{diagnostic}" for name, layer in zip(self.loss_names, self.loss_layers)
+                       for diagnostic in layer.diagnostics]
+        return [m.name for m in (self.total_tracker, *self.term_trackers)] + diagnostics
 
     def get_config(self) -> Dict:
         # Losses are stored by registry key, so a user's registered loss
@@ -153,6 +169,7 @@ class Distiller(keras.Model):
                        for name, layer, w in zip(self.loss_names, self.loss_layers, weights)],
             "eval_loss": None if self.eval_loss is None else loss_config(self.eval_loss),
             "num_pairs": int(self.pair_weights.shape[0]),
+            "freeze_layers": self.freeze_layers,
         }
 
     @classmethod
@@ -251,12 +268,30 @@ class Distiller(keras.Model):
             for g, group in zip(gradients, self._train_groups)
         ]
         gradients = self._clip_global_batch_gradient(gradients)
+        if self.freeze_layers:
+            before = [tf.identity(v.value) if group >= 0 else None for v, group in zip(self._train_vars, self._train_groups)]
         self.optimizer.apply_gradients(zip(gradients, self._train_vars))
+        if self.freeze_layers:
+            self._keep_frozen(before, scale)
         self._record_nonfinite(terms, total)
         self.total_tracker.update_state(total)
         for tracker, term in zip(self.term_trackers, terms):
             tracker.update_state(term)
-        return _step_logs(self.metrics[:-1])
+        return _step_logs(self.metrics[:-1], self.train_log_names())
+
+    def _keep_frozen(self, before: List[Optional[tf.Tensor]], scale: tf.Tensor) -> None:
+        """Puts the pre-step values back into the variables of frozen layer groups."""
+        triples = [(v.value, old, scale[group] == 0.0)
+                   for v, old, group in zip(self._train_vars, before, self._train_groups) if old is not None]
+
+        def restore(distribution, triples):
+            # Like Keras' own optimizer step: update mirrored variables from the cross-replica context.
+            for variable, old, frozen in triples:
+                distribution.extended.update(
+                    variable, lambda var, old, frozen: var.assign(tf.where(frozen, old, var)), args=(old, frozen), group=False
+                )
+
+        tf.__internal__.distribute.interim.maybe_merge_call(restore, tf.distribute.get_strategy(), triples)
 
     def _clip_global_batch_gradient(self, gradients: List[Optional[tf.Tensor]]) -> List[Optional[tf.Tensor]]:
         """Global-norm clipping of the global batch's gradient under several replicas.
@@ -345,6 +380,8 @@ class Distiller(keras.Model):
 
     def set_stage(self, loss_weights: Sequence[float], pair_weights: Sequence[float], grad_scale: Sequence[float]) -> None:
         """Switches the algorithm stage (assigns variables; the compiled step is reused)."""
+        if not self.freeze_layers and min(grad_scale) == 0.0:
+            raise ValueError("a stage freezes layer groups, but the distiller was built with freeze_layers=False")
         self.loss_weights_var.assign(np.asarray(loss_weights, np.float32))
         self.pair_weights.assign(np.asarray(pair_weights, np.float32))
         self.layer_grad_scale.assign(np.asarray(grad_scale, np.float32))

@@ -19,8 +19,60 @@ from tfkd.losses._common import l2_normalize
 from tfkd.losses._distribute import all_gather, local_rows
 
 
-class MemoryBank(keras.layers.Layer):
-    """A non-trainable `[num_rows, dim]` table with one unit vector per training example.
+class FeatureBank(keras.layers.Layer):
+    """A non-trainable `[num_rows, dim]` table of per-example vectors, read without gradient.
+
+    Rows are stored as `storage` ("float32", or "float16" to halve the memory)
+    and always read as float32. `assign` overwrites rows (e.g. from one teacher
+    pass over the training set); nothing else writes them.
+
+    Args:
+        num_rows: number of stored examples.
+        dim: width of the stored vectors.
+        storage: "float32" or "float16".
+        initializer: Keras initializer of the rows (default zeros).
+    """
+
+    def __init__(self, num_rows: int, dim: int, storage: str = "float32", initializer: Any = "zeros", **kwargs):
+        kwargs.pop("dtype", None)  # the storage dtype is fixed by `storage`, not by the precision policy
+        super().__init__(dtype="float32", **kwargs)
+        if storage not in ("float32", "float16"):
+            raise TfkdError(f"a feature bank stores 'float32' or 'float16', not {storage!r}. Fix: use one of those.")
+        self.num_rows, self.dim, self.storage = num_rows, dim, storage
+        self.rows = self.add_weight(
+            shape=(num_rows, dim),
+            initializer=initializer,
+            dtype=storage,
+            trainable=False,
+            # With autocast off, `.value` is the backing tf.Variable, which has
+            # the sparse read and scatter ops.
+            autocast=False,
+            aggregation="only_first_replica",
+            name="rows",
+        )
+        self.built = True
+
+    def get_config(self) -> Dict[str, Any]:
+        return {**super().get_config(), "num_rows": self.num_rows, "dim": self.dim, "storage": self.storage}
+
+    @property
+    def nbytes(self) -> int:
+        return self.num_rows * self.dim * (2 if self.storage == "float16" else 4)
+
+    def read(self, index: tf.Tensor) -> tf.Tensor:
+        """Rows at `index` (any shape) → `index.shape + [dim]` float32, without gradient."""
+        # tf.gather reads only these rows from a plain resource variable; a
+        # MirroredVariable has no sparse read, and tf.gather falls back to
+        # gathering from its local copy.
+        return tf.stop_gradient(tf.cast(tf.gather(self.rows.value, index), tf.float32))
+
+    def assign(self, index: tf.Tensor, vectors: tf.Tensor) -> None:
+        """Overwrites the rows at `index` `[M]` with `vectors` `[M, dim]`."""
+        self.rows.value.scatter_update(tf.IndexedSlices(tf.cast(vectors, self.storage), index))
+
+
+class MemoryBank(FeatureBank):
+    """A float32 `[num_rows, dim]` table with one unit vector per training example, moved by momentum.
 
     Initialised as the official CRD/CoDIR code does: uniform in `±1/sqrt(dim/3)`
     (rows of about unit norm); `assign` overwrites rows (e.g. from a teacher
@@ -37,35 +89,16 @@ class MemoryBank(keras.layers.Layer):
     """
 
     def __init__(self, num_rows: int, dim: int, seed: Optional[int] = None, **kwargs):
-        kwargs.pop("dtype", None)  # the rows are float32 under any precision policy
-        super().__init__(dtype="float32", **kwargs)
-        self.num_rows, self.dim, self.seed = num_rows, dim, seed
+        kwargs.pop("storage", None)
+        kwargs.pop("initializer", None)
         bound = 1.0 / math.sqrt(dim / 3.0)
-        self.rows = self.add_weight(
-            shape=(num_rows, dim),
-            initializer=keras.initializers.RandomUniform(-bound, bound, seed=seed),
-            trainable=False,
-            # With autocast off, `.value` is the backing tf.Variable, which has
-            # the sparse read and scatter ops.
-            autocast=False,
-            aggregation="only_first_replica",
-            name="rows",
-        )
-        self.built = True
+        super().__init__(num_rows, dim, initializer=keras.initializers.RandomUniform(-bound, bound, seed=seed), **kwargs)
+        self.seed = seed
 
     def get_config(self) -> Dict[str, Any]:
-        return {**super().get_config(), "num_rows": self.num_rows, "dim": self.dim, "seed": self.seed}
-
-    def read(self, index: tf.Tensor) -> tf.Tensor:
-        """Rows at `index` (any shape) → `index.shape + [dim]`, without gradient."""
-        # tf.gather reads only these rows from a plain resource variable; a
-        # MirroredVariable has no sparse read, and tf.gather falls back to
-        # gathering from its local copy.
-        return tf.stop_gradient(tf.gather(self.rows.value, index))
-
-    def assign(self, index: tf.Tensor, vectors: tf.Tensor) -> None:
-        """Overwrites the rows at `index` `[M]` with `vectors` `[M, dim]`."""
-        self.rows.value.scatter_update(tf.IndexedSlices(tf.cast(vectors, tf.float32), index))
+        config = {**super().get_config(), "seed": self.seed}
+        config.pop("storage")
+        return config
 
     def momentum_update(self, index: tf.Tensor, vectors: tf.Tensor, momentum: float, valid: tf.Tensor) -> None:
         """`M[i] ← normalize(μ·M[i] + (1−μ)·v_i)` for the global batch's rows.

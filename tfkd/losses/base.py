@@ -37,7 +37,7 @@ class HiddenMSE(tfkd.DistillationLoss):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -113,6 +113,12 @@ class DistillationLoss(keras.layers.Layer):
     overrides `teacher_features`, so a teacher-output cache can stand in for
     the live teacher.
 
+    A loss that can fail quietly (a contrastive task that saturates or finds a
+    shortcut) lists `diagnostics` and calls `record` in its training-mode
+    `call`: each becomes a running mean, logged by the distiller as
+    `<term name>_<diagnostic>` with the loss terms (progress log, TensorBoard), updated
+    inside the compiled step without a host sync.
+
     Args:
         context: a `DistillContext`.
         **kwargs: passed to `keras.layers.Layer` (e.g. `name`).
@@ -120,6 +126,7 @@ class DistillationLoss(keras.layers.Layer):
 
     teacher_needs: Tuple[str, ...] = ()
     student_needs: Tuple[str, ...] = ("logits",)
+    diagnostics: Tuple[str, ...] = ()
 
     def __init__(self, context: DistillContext, **kwargs):
         # A float32 layer policy under a mixed global policy also keeps Keras from
@@ -128,6 +135,13 @@ class DistillationLoss(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.context = context
+        self.diagnostic_metrics: List[keras.metrics.Mean] = [
+            keras.metrics.Mean(name=f"{self.name}_{name}") for name in self.diagnostics
+        ]
+
+    def record(self, diagnostic: str, value: tf.Tensor) -> None:
+        """Adds this step's `value` (a scalar) to the running mean of `diagnostic`."""
+        self.diagnostic_metrics[self.diagnostics.index(diagnostic)].update_state(tf.stop_gradient(value))
 
     def prepare(self, teacher_batches: Iterable[Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor]]]) -> None:
         """Called once before training with `(teacher_outputs, batch)` for the whole

@@ -29,7 +29,15 @@ from tfkd.losses._common import (
     teacher_vector,
 )
 from tfkd.losses._distribute import all_gather, all_reduce_sum, replica_id
-from tfkd.losses._memory import MemoryBank, draw_seed, for_this_replica, label_pools, sample_from_pools, sample_uniform
+from tfkd.losses._memory import (
+    FeatureBank,
+    MemoryBank,
+    draw_seed,
+    for_this_replica,
+    label_pools,
+    sample_from_pools,
+    sample_uniform,
+)
 from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs
 
 # The official CRD code adds this inside the NCE denominators.
@@ -55,31 +63,62 @@ def _layer_list(spec: Union[str, Sequence[int]], num_layers: int) -> List[int]:
     return layers
 
 
+OBJECTIVES = ("infonce", "infonce_bank", "infonce_stale", "nce")
+# The objectives that score rows of a bank of projected, momentum-updated vectors.
+_PROJECTED_BANK = ("infonce_bank", "infonce_stale", "nce")
+
+
 @register_loss("codir")
 class CoDIRLoss(DistillationLoss):
     """CoDIR's contrastive loss between student and teacher summary vectors.
 
-    **Objective** "infonce" (default):
     `ℓ_i = −log(e^{s⁺/τ} / (e^{s⁺/τ} + Σ_k e^{s_k/τ}))` with `s⁺ = ⟨z_S,i, z_T,i⟩`
-    (the fresh teacher vector of the same example) and `s_k = ⟨z_S,i, M_T[neg_k]⟩`.
-    "nce": the official code's CRD form: column 0 of the scored rows is the
-    example's own bank row (the positive is read from the bank), noise
-    probability `1/N`, normaliser `Z = mean(e^{s/τ})·N` fixed on the first
-    training batch (a non-trainable variable), and two symmetric terms (student
-    anchor against the teacher bank, teacher anchor against a student bank),
-    averaged as the code does.
+    and `s_k = ⟨z_S,i, z_T,neg_k⟩`; the objectives differ in where `z_T,i` and
+    `z_T,neg_k` come from:
 
-    **Memory bank**: non-trainable `[N, d_c]` rows, read before and updated after
-    scoring with `M[i] ← normalize(μ·M[i] + (1−μ)·z_i)`, only for the batch's
-    rows and only when `training=True`. Initialised by `prepare` (one teacher
-    pass over the training set) unless `bank_init="random"`.
+    - "infonce" (default): both through the current teacher head: `z_T,i`
+      from the batch, the negatives' from a `[N, D]` bank of the frozen
+      teacher's *unprojected* summaries (filled once by `prepare`, or from the
+      teacher-output cache, and never updated), projected at every step. No
+      row is stale, so no head can move away from the negatives; the teacher
+      head learns, as the anchor's partner, only what separates examples.
+      Cost: `B·K·D·d_c` multiply-adds per step for the negatives' projection
+      (3 layers × 384 → 128, K = 100, B = 32: 0.47 G, about 4 % of a 3-layer
+      student's training step at length 64). Memory: `D` values per training
+      example (`bank_dtype`, float16 by default: 2.3 kB at D = 1152, 2.3 GB
+      for 1M examples, 23 GB for 10M), or a fixed `pool_size` of examples
+      whatever `N` is (negatives then come from that random subset).
+    - "infonce_bank": positive and negatives both read from a bank of
+      projected teacher vectors moved by momentum (`M[i] ← normalize(μ·M[i] +
+      (1−μ)·z_T,i)`), the official code's choice of rows for its NCE form:
+      equally stale, so no shortcut; the teacher head gets no gradient and
+      stays at its initialisation (a fixed random projection). `d_c` floats
+      per example.
+    - "infonce_stale": the positive fresh, the negatives from that momentum
+      bank. **Collapses** (the shortcut above); kept only to reproduce
+      earlier runs. `d_c` floats per example.
+    - "nce": the official code's CRD form: column 0 of the scored rows is the
+      example's own bank row, noise probability `1/N`, normaliser `Z =
+      mean(e^{s/τ})·N` fixed on the first training batch, and two symmetric
+      terms (student anchor against the teacher bank, teacher anchor against
+      a student bank, which is how its teacher head learns), averaged.
+
+    The objectives other than "infonce" keep the unprojected summaries too,
+    for the `fresh_loss` diagnostic.
+
+    **Diagnostics** (logged as `<name>_positive_probability` and
+    `<name>_fresh_loss`, see `DistillationLoss.record`): the mean softmax
+    probability of the positive among the scored rows, and the InfoNCE value
+    of the same student vectors against the same negatives re-embedded by the
+    current teacher head. For "infonce" the second equals the loss; a
+    training loss far below it is the shortcut at work.
 
     **Negatives** (K per example, drawn with replacement inside the compiled
     step): "label_aware": uniform over training examples with a different label
     (the fine-tuning default); "uniform": uniform over the whole bank except the
     example itself (the default for regression and when no training labels are
     known, e.g. pre-training); "in_batch": the fresh teacher vectors of the
-    other examples of the global batch (no bank; InfoNCE only; K is ignored).
+    other examples of the global batch (no bank; "infonce" only; K is ignored).
 
     The distiller adds this term as `λ·L_codir` to `(1−β)·CE + β·KD`. The loss
     is a batch mean; the official code sums CE and KD over the batch, keeps the
@@ -94,8 +133,10 @@ class CoDIRLoss(DistillationLoss):
     - Pooling: tfkd averages the real tokens (the paper); the code takes [CLS]
       (`pooling="cls"`).
     - The teacher runs with dropout off (`training=False`); the code runs it in
-      training mode inside the criterion.
-    - Banks, heads and `exp(s/τ)` stay float32; the code's runs used float16.
+      training mode inside the criterion (its summaries then change every
+      step, which is what forces its bank).
+    - Banks, heads and `exp(s/τ)` are float32 (the summaries may be stored
+      as float16); the code's runs used float16.
     - Negatives are drawn with replacement (the code draws without replacement
       unless K exceeds the smallest pool); with K ≪ N the difference is rare
       duplicates.
@@ -111,7 +152,7 @@ class CoDIRLoss(DistillationLoss):
         temperature: τ (default 0.07).
         num_negatives: K per example (default 100).
         projection_dim: `d_c`, the width of the projection heads (default 128).
-        momentum: μ of the bank update (default 0.5).
+        momentum: μ of the projected banks' update (default 0.5).
         pooling: "mean" (default, masked mean over real tokens) or "cls".
         layers: "mapped" (default: the layer map's layers) or "all"
             (transformer layers 1..L of each model, no embeddings).
@@ -121,9 +162,15 @@ class CoDIRLoss(DistillationLoss):
         negatives: "auto" (default: "label_aware" for classification with
             known training labels, else "uniform"), "label_aware", "uniform"
             or "in_batch".
-        objective: "infonce" (default) or "nce".
-        bank_init: "teacher" (default: filled by `prepare`) or "random".
-        seed: seed of the negative sampler and the random bank rows.
+        objective: "infonce" (default), "infonce_bank", "infonce_stale" or "nce".
+        bank_init: "teacher" (default: projected banks filled by `prepare`) or
+            "random" (the official code); only for the projected banks.
+        pool_size: "infonce" only: keep the summaries of this many training
+            examples (a random subset drawn with `seed`) as the negatives'
+            pool, bounding the memory for very large sets; 0 (default): all.
+        bank_dtype: storage of the unprojected summaries, "float16" (default)
+            or "float32".
+        seed: seed of the negative sampler, the pool and the random bank rows.
 
     Example:
     ```python
@@ -135,6 +182,7 @@ class CoDIRLoss(DistillationLoss):
 
     teacher_needs = ("hidden_states",)
     student_needs = ("hidden_states",)
+    diagnostics = ("positive_probability", "fresh_loss")
 
     def __init__(
         self,
@@ -149,6 +197,8 @@ class CoDIRLoss(DistillationLoss):
         negatives: str = "auto",
         objective: str = "infonce",
         bank_init: str = "teacher",
+        pool_size: int = 0,
+        bank_dtype: str = "float16",
         seed: Optional[int] = None,
         **kwargs,
     ):
@@ -156,8 +206,9 @@ class CoDIRLoss(DistillationLoss):
         check_choice("codir", "pooling", pooling, ("mean", "cls"))
         check_choice("codir", "layers", layers, ("mapped", "all"))
         check_choice("codir", "negatives", negatives, ("auto", "label_aware", "uniform", "in_batch"))
-        check_choice("codir", "objective", objective, ("infonce", "nce"))
+        check_choice("codir", "objective", objective, OBJECTIVES)
         check_choice("codir", "bank_init", bank_init, ("teacher", "random"))
+        check_choice("codir", "bank_dtype", bank_dtype, ("float16", "float32"))
         if negatives == "auto":
             label_aware = not context.is_regression and context.train_labels is not None
             negatives = "label_aware" if label_aware else "uniform"
@@ -166,16 +217,31 @@ class CoDIRLoss(DistillationLoss):
                 "loss 'codir': label-aware negatives need a classification task with known training "
                 "labels. Fix: use negatives='uniform' (regression, pre-training) or 'in_batch'."
             )
-        if negatives == "in_batch" and objective == "nce":
+        if negatives == "in_batch" and objective != "infonce":
             raise TfkdError(
-                "loss 'codir': the 'nce' objective scores bank rows and cannot use in-batch negatives. "
+                f"loss 'codir': the '{objective}' objective scores bank rows and cannot use in-batch negatives. "
                 "Fix: use objective='infonce' with negatives='in_batch'."
+            )
+        if bank_init == "random" and objective not in _PROJECTED_BANK:
+            raise TfkdError(
+                f"loss 'codir': bank_init='random' applies to the projected banks of {', '.join(_PROJECTED_BANK)}; "
+                f"'{objective}' keeps the teacher's own summaries. Fix: drop bank_init or pick one of those objectives."
             )
         self.uses_bank = negatives != "in_batch"
         if self.uses_bank and context.num_train_examples < 2:
             raise TfkdError(
                 f"loss 'codir' needs a memory bank with one row per training example, but "
                 f"num_train_examples={context.num_train_examples}. Fix: set it in the DistillContext."
+            )
+        if pool_size and (objective != "infonce" or not self.uses_bank):
+            raise TfkdError(
+                "loss 'codir': pool_size bounds the negatives of objective='infonce' with bank negatives; the other "
+                "forms keep one row per example. Fix: drop pool_size or use objective='infonce'."
+            )
+        if not 0 <= pool_size <= context.num_train_examples:
+            raise TfkdError(
+                f"loss 'codir': pool_size={pool_size} must lie in 0..{context.num_train_examples} (the training "
+                "examples). Fix: pass a smaller pool_size, or 0 for all."
             )
 
         # === Config ===
@@ -192,6 +258,8 @@ class CoDIRLoss(DistillationLoss):
         self.negatives = negatives
         self.objective = objective
         self.bank_init = bank_init
+        self.pool_size = int(pool_size)
+        self.bank_dtype = bank_dtype
         self.seed = seed
         if layers == "all":
             self.student_layer_ids = list(range(1, context.student.num_layers + 1))
@@ -205,12 +273,21 @@ class CoDIRLoss(DistillationLoss):
         self.student_head = dense(
             len(self.student_layer_ids) * context.student.hidden_dim, self.projection_dim, "student_head"
         )
-        self.teacher_head = dense(
-            len(self.teacher_layer_ids) * context.teacher.hidden_dim, self.projection_dim, "teacher_head"
-        )
+        summary_dim = len(self.teacher_layer_ids) * context.teacher.hidden_dim
+        self.teacher_head = dense(summary_dim, self.projection_dim, "teacher_head")
         num_rows = context.num_train_examples
         if self.uses_bank:
             self.seed_generator = keras.random.SeedGenerator(seed)
+            if self.pool_size:
+                pool_ids = np.sort(np.random.default_rng(seed).permutation(num_rows)[: self.pool_size])
+            else:
+                pool_ids = np.arange(num_rows)
+            self._pool_ids = pool_ids
+            # Example index → row of the summary bank (-1: not in the pool).
+            self._pool_row = np.full(num_rows, -1, np.int64)
+            self._pool_row[pool_ids] = np.arange(len(pool_ids))
+            self.summary_bank = FeatureBank(len(pool_ids), summary_dim, storage=bank_dtype, name="teacher_summaries")
+        if objective in _PROJECTED_BANK:
             self.teacher_bank = MemoryBank(num_rows, self.projection_dim, seed=seed, name="teacher_bank")
         if objective == "nce":
             self.student_bank = MemoryBank(
@@ -225,8 +302,9 @@ class CoDIRLoss(DistillationLoss):
                 name="nce_normalizers",
             )
         if negatives == "label_aware":
-            self._train_labels = tf.constant(np.asarray(context.train_labels).astype(np.int32).reshape(-1))
-            self._pools, self._pool_sizes = label_pools(context.train_labels, context.num_classes, "codir")
+            labels = np.asarray(context.train_labels).astype(np.int32).reshape(-1)
+            self._train_labels = tf.constant(labels)
+            self._pools, self._pool_sizes = label_pools(labels[self._pool_ids], context.num_classes, "codir")
         self.built = True
 
     # --- summary vectors ------------------------------------------------------------------
@@ -239,40 +317,66 @@ class CoDIRLoss(DistillationLoss):
         summary = [pool(student["hidden_states"][l], padding_mask, self.pooling) for l in self.student_layer_ids]
         return l2_normalize(self.student_head(tf.concat(summary, axis=-1)))
 
+    def teacher_summary(self, teacher: Dict[str, Any], padding_mask: tf.Tensor) -> tf.Tensor:
+        """`[B, D]`: the teacher's unprojected summary vectors (pooled layers, concatenated)."""
+        return tf.concat(
+            [teacher_vector(teacher, l, self.pooling, padding_mask, "codir") for l in self.teacher_layer_ids], axis=-1
+        )
+
+    def project_teacher(self, summary: tf.Tensor) -> tf.Tensor:
+        """`z_T` `[..., d_c]`: summaries through the current teacher head, normalised."""
+        return l2_normalize(self.teacher_head(summary))
+
     def embed_teacher(self, teacher: Dict[str, Any], padding_mask: tf.Tensor) -> tf.Tensor:
         """`z_T` `[B, d_c]`: the teacher's projected, normalised summary vectors."""
-        summary = [teacher_vector(teacher, l, self.pooling, padding_mask, "codir") for l in self.teacher_layer_ids]
-        return l2_normalize(self.teacher_head(tf.concat(summary, axis=-1)))
+        return self.project_teacher(self.teacher_summary(teacher, padding_mask))
 
     # --- memory bank ------------------------------------------------------------------------
 
     @property
     def needs_preparation(self) -> bool:
-        return self.uses_bank and self.bank_init == "teacher"
+        return self.uses_bank
 
     def prepare(self, teacher_batches: Iterable[Tuple[Outputs, Outputs]]) -> None:
-        """Fills the teacher bank from one teacher pass over the training set."""
-        if not self.needs_preparation:
+        """Fills the summary bank (and, with `bank_init="teacher"`, the projected
+        teacher bank) from one teacher pass over the training set."""
+        if not self.uses_bank:
             return
         for teacher_outputs, batch in teacher_batches:
             mask = batch["padding_mask"]
-            real = example_mask(mask) > 0
-            z_t = self.embed_teacher(teacher_outputs, mask)
-            self.teacher_bank.assign(
-                tf.boolean_mask(tf.cast(batch["index"], tf.int32), real), tf.boolean_mask(z_t, real)
-            )
+            real = example_mask(mask).numpy() > 0
+            index = np.asarray(batch["index"]).astype(np.int64)[real]
+            summary = tf.boolean_mask(self.teacher_summary(teacher_outputs, mask), real)
+            rows = self._pool_row[index]
+            kept = rows >= 0
+            self.summary_bank.assign(tf.constant(rows[kept]), tf.boolean_mask(summary, kept))
+            if self.objective in _PROJECTED_BANK and self.bank_init == "teacher":
+                self.teacher_bank.assign(tf.constant(index), self.project_teacher(summary))
 
     def sample_negatives(self, index: tf.Tensor) -> tf.Tensor:
-        """`[B, K]` bank rows to contrast each example with."""
+        """`[B, K]` rows of the summary bank to contrast each example with (with
+        every example in the pool, the rows are example indices)."""
         seed = draw_seed(self.seed_generator)
+        pool = len(self._pool_ids)
 
         def draw(index: tf.Tensor) -> tf.Tensor:
             if self.negatives == "label_aware":
                 classes = tf.gather(self._train_labels, index)
                 return sample_from_pools(seed, self._pools, self._pool_sizes, classes, self.num_negatives)
-            return sample_uniform(seed, index, self.context.num_train_examples, self.num_negatives)
+            if self.pool_size:  # the anchor may be in the pool: `_not_self` masks it
+                return tf.random.stateless_uniform(
+                    [tf.shape(index)[0], self.num_negatives], seed=seed, minval=0, maxval=pool, dtype=tf.int32
+                )
+            return sample_uniform(seed, index, pool, self.num_negatives)
 
         return for_this_replica(draw, index)
+
+    def _not_self(self, index: tf.Tensor, rows: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        """`scores` with a uniformly drawn pool row that is the anchor itself masked out."""
+        if not self.pool_size or self.negatives == "label_aware":
+            return scores
+        drawn = tf.gather(tf.constant(self._pool_ids, tf.int32), rows)
+        return tf.where(drawn == tf.cast(index, tf.int32)[:, None], NEG_LARGE, scores)
 
     # --- objectives -------------------------------------------------------------------------
 
@@ -280,44 +384,70 @@ class CoDIRLoss(DistillationLoss):
         require_outputs(student, ["hidden_states"], "student", "codir")
         mask = batch["padding_mask"]
         valid = example_mask(mask)
+        index = tf.cast(batch["index"], tf.int32)
         z_s = self.embed_student(student, mask)
         z_t = self.embed_teacher(teacher, mask)
-        if self.objective == "nce":
-            loss = self._nce(z_s, z_t, batch["index"], valid, training)
+        fresh_positive = tf.reduce_sum(z_s * z_t, axis=-1) / self.temperature
+
+        if not self.uses_bank:
+            loss, p_positive = self._infonce(fresh_positive, self._in_batch_scores(z_s, z_t, valid), valid)
+            fresh_loss = loss
         else:
-            loss = self._infonce(z_s, z_t, batch, valid)
-        # Program order puts these writes after every bank read above, in
-        # graphs and under XLA alike.
-        if training and self.uses_bank:
-            self.teacher_bank.momentum_update(batch["index"], z_t, self.momentum, valid)
+            rows = self.sample_negatives(index)
+            fresh_negative = self._not_self(
+                index, rows, tf.einsum("bd,bkd->bk", z_s, self.project_teacher(self.summary_bank.read(rows)))
+                / self.temperature
+            )
+            if self.objective == "infonce":
+                loss, p_positive = self._infonce(fresh_positive, fresh_negative, valid)
+                fresh_loss = loss
+            else:
+                fresh_loss, _ = self._infonce(fresh_positive, fresh_negative, valid)
+                if self.objective == "nce":
+                    loss, p_positive = self._nce(z_s, z_t, index, rows, valid, training)
+                else:
+                    negative = tf.einsum("bd,bkd->bk", z_s, self.teacher_bank.read(rows)) / self.temperature
+                    positive = fresh_positive
+                    if self.objective == "infonce_bank":
+                        positive = tf.reduce_sum(z_s * self.teacher_bank.read(index), axis=-1) / self.temperature
+                    loss, p_positive = self._infonce(positive, negative, valid)
+
+        if training:
+            self.record("positive_probability", p_positive)
+            self.record("fresh_loss", fresh_loss)
+            # Program order puts these writes after every bank read above, in
+            # graphs and under XLA alike.
+            if self.objective in _PROJECTED_BANK:
+                self.teacher_bank.momentum_update(index, z_t, self.momentum, valid)
             if self.objective == "nce":
-                self.student_bank.momentum_update(batch["index"], z_s, self.momentum, valid)
+                self.student_bank.momentum_update(index, z_s, self.momentum, valid)
         return loss
 
-    def _infonce(self, z_s: tf.Tensor, z_t: tf.Tensor, batch: Outputs, valid: tf.Tensor) -> tf.Tensor:
-        positive = tf.reduce_sum(z_s * z_t, axis=-1) / self.temperature
-        if self.negatives == "in_batch":
-            z_all = all_gather(z_t)
-            valid_all = all_gather(valid)
-            scores = tf.matmul(z_s, z_all, transpose_b=True) / self.temperature
-            own = replica_id() * tf.shape(z_s)[0] + tf.range(tf.shape(z_s)[0])
-            keep = tf.logical_and(
-                tf.range(tf.shape(z_all)[0])[None, :] != own[:, None], valid_all[None, :] > 0
-            )
-            negative = tf.where(keep, scores, NEG_LARGE)
-        else:
-            rows = self.teacher_bank.read(self.sample_negatives(batch["index"]))
-            negative = tf.einsum("bd,bkd->bk", z_s, rows) / self.temperature
-        logits = tf.concat([positive[:, None], negative], axis=1)
-        return masked_example_mean(tf.reduce_logsumexp(logits, axis=1) - positive, valid)
+    def _in_batch_scores(self, z_s: tf.Tensor, z_t: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+        """`[B, B_global]` scores against the other real examples of the global batch (the anchor masked)."""
+        z_all = all_gather(z_t)
+        valid_all = all_gather(valid)
+        scores = tf.matmul(z_s, z_all, transpose_b=True) / self.temperature
+        own = replica_id() * tf.shape(z_s)[0] + tf.range(tf.shape(z_s)[0])
+        keep = tf.logical_and(tf.range(tf.shape(z_all)[0])[None, :] != own[:, None], valid_all[None, :] > 0)
+        return tf.where(keep, scores, NEG_LARGE)
 
-    def _nce(self, z_s: tf.Tensor, z_t: tf.Tensor, index: tf.Tensor, valid: tf.Tensor, training: bool) -> tf.Tensor:
-        index = tf.cast(index, tf.int32)
-        rows = tf.concat([index[:, None], self.sample_negatives(index)], axis=1)
+    def _infonce(self, positive: tf.Tensor, negative: tf.Tensor, valid: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """`(mean ℓ, mean p⁺)` over the valid examples, where `ℓ_i = −log p⁺_i`."""
+        logits = tf.concat([positive[:, None], negative], axis=1)
+        per_example = tf.reduce_logsumexp(logits, axis=1) - positive
+        return masked_example_mean(per_example, valid), masked_example_mean(tf.exp(-per_example), valid)
+
+    def _nce(
+        self, z_s: tf.Tensor, z_t: tf.Tensor, index: tf.Tensor, negatives: tf.Tensor, valid: tf.Tensor, training: bool
+    ) -> Tuple[tf.Tensor, tf.Tensor]:
+        rows = tf.concat([index[:, None], negatives], axis=1)
         s_student = tf.einsum("bd,bkd->bk", z_s, self.teacher_bank.read(rows)) / self.temperature
         s_teacher = tf.einsum("bd,bkd->bk", z_t, self.student_bank.read(rows)) / self.temperature
         log_z = tf.math.log(self._normalizers(s_student, s_teacher, valid, training))
-        return 0.5 * (self._nce_term(s_student - log_z[0], valid) + self._nce_term(s_teacher - log_z[1], valid))
+        loss = 0.5 * (self._nce_term(s_student - log_z[0], valid) + self._nce_term(s_teacher - log_z[1], valid))
+        p_positive = masked_example_mean(tf.nn.softmax(s_student, axis=1)[:, 0], valid)
+        return loss, p_positive
 
     def _normalizers(self, s_student: tf.Tensor, s_teacher: tf.Tensor, valid: tf.Tensor, training: bool) -> tf.Tensor:
         """`Z = mean(e^{s/τ})·N` over the first training batch (global batch under
@@ -363,6 +493,8 @@ class CoDIRLoss(DistillationLoss):
             negatives=self.negatives,
             objective=self.objective,
             bank_init=self.bank_init,
+            pool_size=self.pool_size,
+            bank_dtype=self.bank_dtype,
             seed=self.seed,
         )
         return config
