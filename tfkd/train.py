@@ -71,7 +71,8 @@ from tfkd.models import (
     read_metadata,
     save_model_dir,
 )
-from tfkd.models.student import initialize_from
+from tfkd.models.labels import match_label_order
+from tfkd.models.student import initialize_from, load_init_source
 
 FLAGS = flags.FLAGS
 
@@ -91,7 +92,7 @@ flags.DEFINE_integer("finetune_teacher_epochs", 0, "Distil mode with a teacher w
 flags.DEFINE_string("finetuned_teacher_dir", "", "Where the teacher fine-tuned by --finetune_teacher_epochs lives (default <workdir>/teacher); several runs can share one.")
 flags.DEFINE_float("teacher_learning_rate", 5e-5, "Peak learning rate of that teacher fine-tuning.")
 flags.DEFINE_bool("allow_task_mismatch", False, "Distil from a --teacher whose metadata says it was fine-tuned on another task (its classes must really be this task's).")
-flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; or a tfkd model directory (e.g. a CoDIR pre-training output).")
+flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; or a tfkd model directory (e.g. a CoDIR pre-training output) or a Hugging Face BERT directory (e.g. a compact pretrained BERT) with the teacher's vocabulary.")
 cli_flags.define_student_flags()
 flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("teacher_cache", "auto", "auto: when every loss reads only per-example teacher outputs (kd logits, CoDIR/ACKD summary vectors, [CLS] vectors), compute them once into <workdir>/teacher_cache and train without running the teacher; off: run the teacher every step; or a directory, which runs with the same teacher and data can share. A cache made for another teacher, vocabulary, data or max length is refused.")
@@ -335,7 +336,11 @@ def obtain_teacher(task: GlueTask, workdir: str) -> LoadedModel:
     """The fine-tuned teacher: loaded, or fine-tuned first into <workdir>/teacher."""
     loaded = load_teacher(FLAGS.teacher, task.num_labels, workdir)
     if loaded.fine_tuned:
-        check_task(loaded.model, loaded.metadata, task, f"the teacher '{FLAGS.teacher}'", FLAGS.allow_task_mismatch)
+        what = f"the teacher '{FLAGS.teacher}'"
+        check_task(loaded.model, loaded.metadata, task, what, FLAGS.allow_task_mismatch)
+        matched = match_label_order(loaded.model, loaded.metadata, task, what)
+        if matched:
+            log(matched)
         return loaded
     teacher_dir = FLAGS.finetuned_teacher_dir or os.path.join(workdir, "teacher")
     previous = read_metadata(os.path.join(teacher_dir, "model"))
@@ -384,7 +389,7 @@ def make_student(teacher: LoadedModel, num_classes: int, output_attentions: bool
             raise TfkdError("--student_init=pretrained needs to know the teacher's pretrained source, which its metadata lacks. Fix: pass --student_init=teacher or random.")
         source = load_teacher(teacher.metadata.base, num_classes, FLAGS.workdir).model
     else:
-        source, _, _ = load_model_dir(FLAGS.student_init)
+        source = load_init_source(FLAGS.student_init, teacher.vocab_path)
         if source.num_layers == student.num_layers:
             # A student-sized source (e.g. a CoDIR pre-training output) is copied layer for layer.
             if layers_from and layers_from != list(range(1, student.num_layers + 1)):

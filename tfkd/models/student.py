@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Optional, Sequence
 
+from tfkd.data.tokenizer import vocab_checksum
 from tfkd.errors import TfkdError
 from tfkd.models.bert import ENCODER_LAYER_NAMES, BertModel
+from tfkd.models.model_dir import is_model_dir, load_model_dir
+from tfkd.models.sources import load_hf_directory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +39,11 @@ def build_student(
     layers_from: Optional[Sequence[int]] = None,
     output_attentions: bool = False,
 ) -> BertModel:
-    """Builds a student with `like`'s vocabulary, head size and GELU.
+    """Builds a student with `like`'s vocabulary, head size, GELU and LayerNorm epsilon.
 
     Args:
         config: the student's `StudentConfig`.
-        like: the teacher (vocabulary size, classes, positions, GELU form).
+        like: the teacher (vocabulary size, classes, positions, GELU form, LayerNorm epsilon).
         init_from: a model whose embeddings, pooler and chosen layers are
             copied into the student; None for random initialisation.
         layers_from: 1-based layers of `init_from` copied into student layers
@@ -66,6 +70,7 @@ def build_student(
         max_sequence_length=like.max_sequence_length,
         num_segments=like.num_segments,
         exact_gelu=like.exact_gelu,
+        layer_norm_epsilon=like.layer_norm_epsilon,
         output_attentions=output_attentions,
         name="student",
     )
@@ -105,3 +110,44 @@ def initialize_from(student: BertModel, source: BertModel, layers_from: Optional
         student.get_layer(f"transformer_layer_{k}").set_weights(
             source_layers[f"transformer_layer_{source_layer - 1}"].get_weights()
         )
+
+
+def load_init_source(path: str, teacher_vocab_path: str) -> BertModel:
+    """The model `--student_init=<path>` names: a tfkd model directory (or `.keras` file) or a
+    Hugging Face BERT directory, refused unless its vocabulary is the teacher's.
+
+    The student reads the teacher's token ids, so embeddings copied from a model
+    with another vocabulary would give every id another word's vector.
+
+    Args:
+        path: the directory (or `.keras` file).
+        teacher_vocab_path: the teacher's `vocab.txt`.
+
+    Example:
+    >>> load_init_source("hf/bert_uncased_L-4_H-256", teacher.vocab_path).num_layers
+    4
+    """
+    if path.endswith(".keras") or is_model_dir(path):
+        model, vocab_path, _ = load_model_dir(path)
+    elif os.path.isdir(path):
+        loaded = load_hf_directory(path, num_classes=2)  # its head, if any, is not copied
+        model, vocab_path = loaded.model, loaded.vocab_path
+    else:
+        raise TfkdError(
+            f"--student_init={path} is not pretrained, teacher, random or an existing directory. Fix: pass one of "
+            "those words, a tfkd model directory or a Hugging Face BERT directory (config.json, model.safetensors, vocab.txt)."
+        )
+    theirs, ours = vocab_checksum(vocab_path), vocab_checksum(teacher_vocab_path)
+    if theirs != ours:
+        raise TfkdError(
+            f"--student_init={path} has another vocabulary than the teacher: {vocab_path} ({_count_lines(vocab_path)} tokens, "
+            f"sha256 {theirs[:12]}) vs {teacher_vocab_path} ({_count_lines(teacher_vocab_path)} tokens, sha256 {ours[:12]}), "
+            "so its embeddings belong to other token ids. Fix: initialise from a model with the teacher's vocab.txt, "
+            "or pass --student_init=pretrained, teacher or random."
+        )
+    return model
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
