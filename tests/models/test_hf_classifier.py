@@ -32,7 +32,7 @@ def test_label_order_is_matched_by_name_and_head_rows_reordered(tmp_path):
     weights = write_classifier(str(tmp_path / "clf"), ["POSITIVE", "NEGATIVE"])
     loaded = load_teacher(str(tmp_path / "clf"), num_classes=2)
     line = match_label_order(loaded.model, loaded.metadata, get_task("sst2"), "the teacher")
-    assert line == "the teacher's classes POSITIVE, NEGATIVE matched to sst2's negative, positive by name (head rows reordered)"
+    assert line == "the teacher: classes POSITIVE, NEGATIVE matched to sst2's negative, positive by name (head rows reordered)"
     batch = id_batch()
     np.testing.assert_allclose(logits(loaded.model, batch), reference_logits(weights, *batch)[:, ::-1], atol=1e-5)
     assert loaded.metadata.label_names == ["negative", "positive"]

@@ -1,4 +1,5 @@
-"""Deployment: a distilled student as a TF Serving SavedModel and TFLite models, checked against Keras.
+"""Deployment: a distilled student as a TF Serving SavedModel and TFLite models, checked against Keras,
+or as a Hugging Face classifier directory (`export_hf`).
 
 Example:
 >>> from tfkd.export import ExportOptions, export, validate, format_table
@@ -8,6 +9,7 @@ Example:
 
 from tfkd.export.blessing import Blessing, bless
 from tfkd.export.exporter import ExportOptions, ExportResult, export, write_models_config
+from tfkd.export.hf import export_hf, write_hf_directory
 from tfkd.export.graph import MASK_MARGIN, logits_function
 from tfkd.export.run import TrainedRun, load_run
 from tfkd.export.saved_model import IDS_SIGNATURE, SERVING_SIGNATURE, export_saved_model, required_ops
@@ -30,6 +32,7 @@ __all__ = [
     "convert_ids_models",
     "convert_text_model",
     "export",
+    "export_hf",
     "export_saved_model",
     "format_table",
     "load_run",
@@ -37,6 +40,7 @@ __all__ = [
     "read_warmup_requests",
     "required_ops",
     "validate",
+    "write_hf_directory",
     "write_models_config",
     "write_warmup_requests",
 ]

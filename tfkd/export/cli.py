@@ -1,7 +1,9 @@
-"""`python -m tfkd.export`: a distilled student → TF Serving SavedModel + TFLite models, optionally validated.
+"""`python -m tfkd.export`: a distilled student → TF Serving SavedModel + TFLite models, optionally validated,
+or (`--format=hf`) a Hugging Face `BertForSequenceClassification` directory.
 
-Example:
+Examples:
     python -m tfkd.export --workdir=workdirs/kd_mrpc --export_dir=/srv/models --validate
+    python -m tfkd.export --workdir=workdirs/kd_mrpc --format=hf --export_dir=/tmp/kd_mrpc_hf
 
 Exit status 2 with one `tfkd: error: ...` line for user errors (no trained
 student, not blessed, bad flags), as `tfkd.train` does.
@@ -13,10 +15,13 @@ from absl import app, flags
 
 import tfkd  # noqa: F401  (selects the TensorFlow backend)
 from tfkd import cli_flags
+from tfkd.errors import TfkdError
 from tfkd.export.exporter import ExportOptions, export
+from tfkd.export.hf import export_hf
 from tfkd.export.tflite import VARIANTS
 from tfkd.export.validate import format_table, validate
 
+flags.DEFINE_enum("format", "serving", ["serving", "hf"], "serving: TF Serving SavedModel + TFLite under --export_dir; hf: --export_dir becomes a Hugging Face BertForSequenceClassification directory (config.json, model.safetensors, vocab.txt, tokenizer files).")
 flags.DEFINE_string("workdir", None, "A finished tfkd.train run (holds model/ and results.json).")
 flags.DEFINE_string("export_dir", None, "Serving root: writes <export_dir>/<model_name>/<version>/ and <export_dir>/tflite/<model_name>/<version>/.")
 flags.DEFINE_string("model_name", None, "Served model name (default: the workdir's folder name).")
@@ -53,6 +58,11 @@ def options_from_flags() -> ExportOptions:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    if FLAGS.format == "hf":
+        if FLAGS.validate:
+            raise TfkdError("--validate checks the SavedModel and TFLite files, which --format=hf does not write. Fix: drop --validate, or export with --format=serving.")
+        export_hf(FLAGS.workdir, FLAGS.export_dir, FLAGS.bless_min_ratio, FLAGS.force)
+        return
     result = export(options_from_flags())
     if FLAGS.validate:
         report = validate(result, latency_examples=FLAGS.latency_examples)

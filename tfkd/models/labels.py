@@ -8,7 +8,7 @@ data and metrics.
 
 Example:
 >>> match_label_order(model, ModelMetadata(label_names=["POSITIVE", "NEGATIVE"]), get_task("sst2"), "the teacher")
-"the teacher's classes POSITIVE, NEGATIVE matched to sst2's negative, positive by name (head rows reordered)"
+"the teacher: classes POSITIVE, NEGATIVE matched to sst2's negative, positive by name (head rows reordered)"
 """
 
 from __future__ import annotations
@@ -64,5 +64,5 @@ def match_label_order(model: BertModel, metadata: ModelMetadata, task: GlueTask,
         kernel, bias = model.logits_dense.get_weights()
         model.logits_dense.set_weights([kernel[:, order], bias[np.asarray(order)]])
     metadata.label_names = wanted
-    return (f"{what}'s classes {', '.join(names)} matched to {task.name}'s {', '.join(wanted)} by name"
+    return (f"{what}: classes {', '.join(names)} matched to {task.name}'s {', '.join(wanted)} by name"
             + (" (head rows reordered)" if reordered else ""))
