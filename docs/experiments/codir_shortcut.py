@@ -46,8 +46,8 @@ def make_task(num_examples: int, width: int, layers: int, classes: int, noise: f
 
 
 def simulate(objective: str, *, num_examples: int = 4096, width: int = 64, layers: int = 3, classes: int = 2,
-             steps: int = 1500, batch_size: int = 32, learning_rate: float = 1e-3, num_negatives: int = 100,
-             negatives: str = "uniform", noise: float = 1.0, report_every: int = 300, seed: int = 1, log=print):
+             steps: int = 1500, batch_size: int = 32, learning_rate: float = 2e-4, num_negatives: int = 100,
+             negatives: str = "uniform", noise: float = 3.0, report_every: int = 300, seed: int = 1, log=print):
     """Trains with CoDIR alone; returns the list of report rows (dicts)."""
     keras.utils.set_random_seed(seed)
     teacher_x, student_x, labels = make_task(num_examples, width, layers, classes, noise, seed)
@@ -119,9 +119,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--report_every", type=int, default=300)
     parser.add_argument("--num_examples", type=int, default=4096)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--learning_rate", type=float, default=2e-4)
     parser.add_argument("--negatives", default="uniform", help="uniform or label_aware")
-    parser.add_argument("--noise", type=float, default=1.0, help="std of the noise on the student's input")
+    parser.add_argument("--noise", type=float, default=3.0, help="std of the noise on the student's input")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print(f"chance: InfoNCE loss {np.log(101):.3f} (K = 100), top1 {1 / 256:.3f}")
