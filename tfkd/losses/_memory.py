@@ -89,8 +89,6 @@ class MemoryBank(FeatureBank):
     """
 
     def __init__(self, num_rows: int, dim: int, seed: Optional[int] = None, **kwargs):
-        kwargs.pop("storage", None)
-        kwargs.pop("initializer", None)
         bound = 1.0 / math.sqrt(dim / 3.0)
         super().__init__(num_rows, dim, initializer=keras.initializers.RandomUniform(-bound, bound, seed=seed), **kwargs)
         self.seed = seed
