@@ -86,12 +86,15 @@ def file_lines(data: bytes) -> List[Tuple[int, List[str]]]:
     return [(n, line.split("\t")) for n, line in enumerate(lines, 1) if line.strip()]
 
 
-def read_or_error(task: GlueTask, path: str):
-    """The examples, or the message of the `TfkdError` (any other exception fails the test)."""
-    try:
-        return read_glue_tsv(task, path)
-    except TfkdError as e:
-        return str(e)
+def read_back(task: GlueTask, data: bytes):
+    """`(examples or the message of the TfkdError, the file's path)` for `data` written as a
+    TSV file (any other exception fails the test); the file is gone once it returns."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = write(data, directory)
+        try:
+            return read_glue_tsv(task, path), path
+        except TfkdError as e:
+            return str(e), path
 
 
 def assert_names_file_and_line(message: str, path: str, line: Optional[int] = None) -> None:
@@ -117,30 +120,26 @@ def expected_rows(rows: List[List[str]], task: GlueTask) -> List[Tuple]:
 @example((get_task("sst2"), [['say "hi", "no', "1"]], 'sentence\tlabel\r\nsay "hi", "no\t1\r\n'.encode()))
 def test_tsv_without_separators_in_fields_reads_back_exactly(case):
     task, rows, data = case
-    with tempfile.TemporaryDirectory() as directory:
-        path = write(data, directory)
-        result = read_or_error(task, path)
-        if clean(rows, task):
-            assert not isinstance(result, str), result
-            assert examples_as_rows(result, task) == expected_rows(rows, task)
-        elif isinstance(result, str):
-            assert_names_file_and_line(result, path)
+    result, path = read_back(task, data)
+    if clean(rows, task):
+        assert not isinstance(result, str), result
+        assert examples_as_rows(result, task) == expected_rows(rows, task)
+    elif isinstance(result, str):
+        assert_names_file_and_line(result, path)
 
 
 @SETTINGS
 @given(tsv_files(arbitrary=True))
 def test_any_tsv_reads_as_its_lines_split_at_tabs_or_fails_naming_file_and_line(case):
     task, _, data = case
-    with tempfile.TemporaryDirectory() as directory:
-        path = write(data, directory)
-        result = read_or_error(task, path)
-        if isinstance(result, str):
-            if "no examples" not in result:  # the one error about the whole file
-                assert_names_file_and_line(result, path)
-            return
-        header, *rows = [fields for _, fields in file_lines(data)]
-        assert all(len(fields) == len(header) for fields in rows)
-        assert examples_as_rows(result, task) == expected_rows(rows, task)
+    result, path = read_back(task, data)
+    if isinstance(result, str):
+        if "no examples" not in result:  # the one error about the whole file
+            assert_names_file_and_line(result, path)
+        return
+    header, *rows = [fields for _, fields in file_lines(data)]
+    assert all(len(fields) == len(header) for fields in rows)
+    assert examples_as_rows(result, task) == expected_rows(rows, task)
 
 
 @SETTINGS
@@ -151,12 +150,10 @@ def test_bytes_that_are_not_utf8_name_their_line(case, data):
     position = data.draw(st.integers(0, len(content)))
     content = content[:position] + data.draw(NOT_UTF8) + content[position:]
     line = content[:position].count(b"\n") + 1
-    with tempfile.TemporaryDirectory() as directory:
-        path = write(content, directory)
-        result = read_or_error(task, path)
-        assert isinstance(result, str)
-        assert_names_file_and_line(result, path, line)
-        assert "not valid UTF-8" in result
+    result, path = read_back(task, content)
+    assert isinstance(result, str)
+    assert_names_file_and_line(result, path, line)
+    assert "not valid UTF-8" in result
 
 
 @SETTINGS
