@@ -21,6 +21,6 @@ if os.environ["KERAS_BACKEND"] != "tensorflow":
 
 __version__ = "0.1.0"
 
-from tfkd.errors import TfkdError  # noqa: E402
-from tfkd.registry import Registry  # noqa: E402
+from tfkd.core.errors import TfkdError  # noqa: E402
+from tfkd.core.registry import Registry  # noqa: E402
 from tfkd.losses import LOSSES, DistillationLoss, DistillContext, ModelSpec, register_loss  # noqa: E402

@@ -18,7 +18,7 @@ from tfkd.data.pipeline import (
     tokenize,
 )
 from tfkd.data.tokenizer import make_tokenizer, vocab_checksum
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 CLS, SEP = 2, 3
 A, B, C, D, E = 5, 6, 7, 8, 9

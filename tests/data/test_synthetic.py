@@ -8,7 +8,7 @@ from tfkd.data import synthetic
 from tfkd.data.load import load_split
 from tfkd.data.synthetic import make_synthetic
 from tfkd.data.tasks import get_task
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 POS = "|".join(synthetic.POSITIVE)
 NEG = "|".join(synthetic.NEGATIVE)

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from tfkd.data.tasks import TASKS, get_task
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 GLUE = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
 

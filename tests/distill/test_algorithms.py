@@ -7,8 +7,8 @@ import types
 import pytest
 
 from tfkd.distill import StagePlan, build_stages
-from tfkd.errors import TfkdError
-from tfkd.methods import stage_plan
+from tfkd.core.errors import TfkdError
+from tfkd.training.methods import stage_plan
 
 
 def _plan(final_steps, freeze=False):
@@ -41,6 +41,6 @@ def test_final_stage_epochs_defaults_by_algorithm(algorithm, epochs):
 
 def test_the_command_leaves_final_stage_epochs_to_the_algorithm():
     # In a fresh interpreter: tfkd.train's flags would clash with other commands' in this one.
-    code = "import tfkd.train; from absl import flags; print(flags.FLAGS['final_stage_epochs'].default)"
+    code = "import tfkd.cli.train; from absl import flags; print(flags.FLAGS['final_stage_epochs'].default)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "None", result.stderr[-2000:]

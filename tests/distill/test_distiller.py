@@ -7,7 +7,7 @@ import tfkd  # noqa: F401
 import tfkd.losses.kd  # noqa: F401  (registers ce and kd)
 from tfkd.distill import Distiller, StagePlan, StageScheduler, build_stages, make_optimizer
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
-from tfkd.models import BertModel, StudentConfig, build_student
+from tfkd.models import BertModel, StudentShape, build_student
 
 TEACHER = dict(vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16, num_classes=2, max_sequence_length=16, dropout=0.0)
 
@@ -29,7 +29,7 @@ def tiny_batch(batch=4, length=8, seed=0):
 def make_distiller(weights=(0.5, 0.5), jit=False, freeze_layers=False):
     keras.utils.set_random_seed(0)
     teacher = BertModel(**TEACHER)
-    student = build_student(StudentConfig(1, 8, 2, 16, dropout=0.0), like=teacher)
+    student = build_student(StudentShape(1, 8, 2, 16, dropout=0.0), like=teacher)
     context = DistillContext(ModelSpec(2, 8, 2), ModelSpec(1, 8, 2), ((1, 2),), num_train_examples=4)
     losses = [("ce", LOSSES.get("ce")(context), weights[0]), ("kd", LOSSES.get("kd")(context, temperature=2.0), weights[1])]
     distiller = Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context), num_pairs=1,
@@ -173,7 +173,7 @@ def test_two_epochs_of_buckets_bank_stages_and_schedule_trace_once():
     split.token_ids[:] = split.token_ids % 25 + 1  # ids inside the tiny vocabulary
     keras.utils.set_random_seed(0)
     teacher = BertModel(**TEACHER)
-    student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.1), like=teacher)
+    student = build_student(StudentShape(2, 8, 2, 16, dropout=0.1), like=teacher)
     context = DistillContext(ModelSpec(2, 8, 2), ModelSpec(2, 8, 2), ((1, 1), (2, 2)), num_train_examples=48,
                              train_labels=split.labels)
     losses = [("kd", LOSSES.get("kd")(context), 0.5), ("codir", LOSSES.get("codir")(context, num_negatives=4), 1.0)]

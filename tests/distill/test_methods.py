@@ -9,7 +9,7 @@ import tensorflow as tf
 import tfkd  # noqa: F401
 from tfkd.distill import Distiller
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
-from tfkd.models import BertModel, StudentConfig, build_student
+from tfkd.models import BertModel, StudentShape, build_student
 
 N, LENGTH, VOCAB = 64, 8, 20
 METHOD_LOSSES = {
@@ -67,7 +67,7 @@ def test_method_distils_a_tiny_student(teacher, method):
     data = generated_task(seed=1)
     keras.utils.set_random_seed(1)
     # two layers, so CKD's layer-transforming relations (over embeddings + 2 layers) are not trivial
-    student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.0), like=teacher, output_attentions=True)
+    student = build_student(StudentShape(2, 8, 2, 16, dropout=0.0), like=teacher, output_attentions=True)
     untrained = float(np.mean(predictions(student, data) == predictions(teacher, data)))
     context = DistillContext(ModelSpec(4, 16, 2), ModelSpec(2, 8, 2), ((1, 2), (2, 4)), num_classes=2,
                              num_train_examples=N, train_labels=data["labels"])
@@ -89,7 +89,7 @@ def test_method_train_step_compiles_with_xla_at_each_bucket_length(teacher, meth
     """TPUs need every step under XLA with static shapes: one compile per length bucket."""
     data = generated_task(seed=1)
     keras.utils.set_random_seed(1)
-    student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.1), like=teacher, output_attentions=True)
+    student = build_student(StudentShape(2, 8, 2, 16, dropout=0.1), like=teacher, output_attentions=True)
     context = DistillContext(ModelSpec(4, 16, 2), ModelSpec(2, 8, 2), ((1, 2), (2, 4)), num_classes=2,
                              num_train_examples=N, train_labels=data["labels"])
     losses = [(key, LOSSES.get(key)(context, **kwargs), weight) for key, weight, kwargs in METHOD_LOSSES[method]]

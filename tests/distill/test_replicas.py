@@ -30,8 +30,8 @@ SCRIPT = textwrap.dedent(
     from tests.distill.test_methods import LENGTH, METHOD_LOSSES, N, VOCAB, generated_task
     from tfkd.distill import Distiller
     from tfkd.losses import LOSSES, DistillContext, ModelSpec
-    from tfkd.models import BertModel, StudentConfig, build_student
-    from tfkd.strategy import make_strategy
+    from tfkd.models import BertModel, StudentShape, build_student
+    from tfkd.runtime.strategy import make_strategy
 
     STEPS, GLOBAL_BATCH = 20, 8
     data = generated_task(seed=2)
@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(
             keras.utils.set_random_seed(0)
             teacher = BertModel(vocabulary_size=VOCAB, num_layers=4, num_heads=2, hidden_dim=16, intermediate_dim=32,
                                 num_classes=2, max_sequence_length=LENGTH, dropout=0.0, output_attentions=True)
-            student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.0), like=teacher, output_attentions=True)
+            student = build_student(StudentShape(2, 8, 2, 16, dropout=0.0), like=teacher, output_attentions=True)
             context = DistillContext(ModelSpec(4, 16, 2), ModelSpec(2, 8, 2), ((1, 2), (2, 4)), num_classes=2,
                                      num_train_examples=N, train_labels=data["labels"])
             # CE keeps gradients well above float32 noise (KD between two untrained models is ~1e-6).

@@ -12,9 +12,9 @@ from tests.data.test_pipeline import split_of
 from tfkd.data.pipeline import make_dataset
 from tfkd.distill import Distiller
 from tfkd.distill.teacher_cache import cacheable_features, compute_features, load_or_build
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
-from tfkd.models import BertModel, StudentConfig, build_student
+from tfkd.models import BertModel, StudentShape, build_student
 
 TEACHER = dict(vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16, num_classes=2,
                max_sequence_length=16, dropout=0.0)
@@ -124,7 +124,7 @@ def distiller_losses(setup, cache_dir=None):
     """Per-step losses of 6 steps of kd + codir (bank filled by `prepare_losses`), live or from a cache."""
     split, teacher, vocab = setup
     keras.utils.set_random_seed(0)
-    student = build_student(StudentConfig(2, 8, 2, 16, dropout=0.0), like=teacher)
+    student = build_student(StudentShape(2, 8, 2, 16, dropout=0.0), like=teacher)
     context = context_for(split)
     losses = [("ce", LOSSES.get("ce")(context), 0.5), ("kd", LOSSES.get("kd")(context), 0.5),
               ("codir", LOSSES.get("codir")(context, num_negatives=4, bank_dtype="float32", seed=3), 1.0),

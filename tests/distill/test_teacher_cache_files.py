@@ -12,7 +12,7 @@ import tfkd  # noqa: F401
 from tests.data.test_pipeline import split_of
 from tfkd.distill import teacher_cache
 from tfkd.distill.teacher_cache import load_or_build
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models import BertModel
 from tiny_train import assert_one_clear_error, run, save_teacher, train_command
 

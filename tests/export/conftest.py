@@ -50,7 +50,8 @@ def mrpc_export(tiny_runs, tmp_path_factory):
 @pytest.fixture(scope="session")
 def stsb_export(tiny_runs, tmp_path_factory):
     """The regression run, not blessed and forced: SavedModel only, options given as command-line flags."""
-    from tfkd.export import cli, export
+    from tfkd.cli import export as cli
+    from tfkd.export import export
 
     export_dir = str(tmp_path_factory.mktemp("serving_regression"))
     cli.FLAGS(["tfkd-export", f"--workdir={tiny_runs.stsb}", f"--export_dir={export_dir}", "--quantize=",

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.export import ExportOptions, bless, export, load_run
 from tiny_runs import CLASSES, write_run
 

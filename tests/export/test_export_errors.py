@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.export import ExportOptions, export, load_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 import tfkd  # noqa: F401
 from hf_reference import CONFIG, id_batch, write_classifier
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.export.hf import export_hf, write_hf_directory
 from tfkd.models import ModelMetadata, load_model_dir
 from tfkd.models.sources import load_teacher

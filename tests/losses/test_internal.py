@@ -21,7 +21,7 @@ from tests.helpers import (
     padding_mask,
     variables_of,
 )
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses import LOSSES
 from tfkd.losses.base import ModelSpec
 

@@ -20,7 +20,7 @@ from tests.helpers import (
     variables_of,
 )
 from tfkd.distill import Distiller
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses import LOSSES
 from tfkd.models import BertModel
 

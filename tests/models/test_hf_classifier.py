@@ -8,7 +8,7 @@ import pytest
 import tfkd  # noqa: F401
 from hf_reference import id_batch, reference_logits, write_classifier
 from tfkd.data.tasks import get_task
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.labels import match_label_order
 from tfkd.models.sources import load_teacher
 

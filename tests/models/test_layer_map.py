@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.layer_map import parse_layer_map, uniform_layer_map
 
 

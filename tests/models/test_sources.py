@@ -3,7 +3,7 @@ import json
 import pytest
 
 import tfkd  # noqa: F401
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.sources import load_hf_directory
 
 

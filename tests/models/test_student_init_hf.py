@@ -5,8 +5,8 @@ import pytest
 
 import tfkd  # noqa: F401
 from hf_reference import write_classifier
-from tfkd.errors import TfkdError
-from tfkd.models.student import StudentConfig, build_student, initialize_from, load_init_source
+from tfkd.core.errors import TfkdError
+from tfkd.models.student import StudentShape, build_student, initialize_from, load_init_source
 from tfkd.models.sources import load_teacher
 
 
@@ -15,7 +15,7 @@ def test_hf_directory_with_the_teachers_vocabulary_initialises_the_student(tmp_p
     weights = write_classifier(str(tmp_path / "compact"), ["negative", "positive"])
     teacher = load_teacher(str(tmp_path / "teacher"), num_classes=2)
     source = load_init_source(str(tmp_path / "compact"), teacher.vocab_path)
-    student = build_student(StudentConfig(num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32), like=teacher.model)
+    student = build_student(StudentShape(num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32), like=teacher.model)
     initialize_from(student, source, [1, 2])
     np.testing.assert_array_equal(student.get_layer("token_embedding").get_weights()[0],
                                   weights["bert.embeddings.word_embeddings.weight"])

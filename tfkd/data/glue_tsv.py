@@ -32,7 +32,7 @@ import numpy as np
 
 from tfkd.data.examples import Examples
 from tfkd.data.tasks import TASKS, GlueTask
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from tfkd.data.glue_tsv import load_glue_tsv, utf8_lines
 from tfkd.data.synthetic import make_synthetic
 from tfkd.data.tasks import GlueTask
 from tfkd.data.tfds_source import load_tfds_split
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 logger = logging.getLogger(__name__)
 

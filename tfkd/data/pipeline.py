@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd.data.examples import Examples
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 if TYPE_CHECKING:
     from keras_hub.models import BertTokenizer

@@ -31,7 +31,7 @@ import tensorflow as tf
 from tfkd.data.examples import Examples
 from tfkd.data.load import load_split, load_unlabeled_text
 from tfkd.data.tasks import get_task
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 
 def load_pretraining_texts(

@@ -29,7 +29,7 @@ from typing import List, Optional, Set, Tuple
 import numpy as np
 
 from tfkd.data.examples import Examples
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 SUBJECTS = ("the movie", "the film", "the plot", "the acting", "the script", "the ending", "the soundtrack",
             "the cast", "the story", "the dialogue", "the show", "the direction", "the pacing", "the humor")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Optional, Tuple, Union
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 Column = Union[str, int]  # a header name, or a 0-based position in headerless files
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from tfkd.data.examples import Examples
 from tfkd.data.tasks import GlueTask
-from tfkd.errors import TfkdError
-from tfkd.network import reachable
+from tfkd.core.errors import TfkdError
+from tfkd.core.network import reachable
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import List
 
 import keras_hub
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 
 import keras
 
-from tfkd.errors import TfkdError
-from tfkd.registry import Registry
+from tfkd.core.errors import TfkdError
+from tfkd.core.registry import Registry
 
 if TYPE_CHECKING:
     from tfkd.distill.distiller import Distiller

@@ -35,12 +35,12 @@ import tensorflow as tf
 
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, steps_per_epoch
 from tfkd.data.tokenizer import vocab_checksum
-from tfkd.errors import TfkdError
-from tfkd.jsonfile import write_json
+from tfkd.core.errors import TfkdError
+from tfkd.core.jsonfile import write_json
 from tfkd.losses._common import pool
 from tfkd.losses.base import DistillationLoss
 from tfkd.models.bert import INPUT_NAMES
-from tfkd.workdir import check_directory_target
+from tfkd.training.workdir import check_directory_target
 
 PREFIX = "teacher/"
 FINGERPRINT = "fingerprint.json"

@@ -1,13 +1,10 @@
-"""`python -m tfkd.export --workdir=<tfkd.train workdir> --export_dir=<serving root> [--validate]`.
-
-Exports a distilled student as a TF Serving SavedModel and TFLite models;
-the flags below are defined in `tfkd.export.cli`.
-"""
+"""`python -m tfkd.export --workdir=<tfkd.train workdir> --export_dir=<serving root> [--validate]`:
+runs `tfkd.cli.export` (the command and its flags live there)."""
 
 from absl import flags
 
-from tfkd.export import cli
+from tfkd.cli import export
 
-# `--help` lists the key flags of the module run as __main__: make cli's flags ours.
-flags.adopt_module_key_flags(cli)
-cli.run()
+# `--help` lists the key flags of the module run as __main__: make the command's flags ours.
+flags.adopt_module_key_flags(export)
+export.run()

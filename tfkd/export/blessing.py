@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Optional
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.evaluate.metrics import primary_metric
 from tfkd.export.run import TrainedRun
 

@@ -19,7 +19,7 @@ import os
 from typing import Any, Dict, Optional
 
 from tfkd.data import GlueTask, get_task
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.model_dir import MODEL_FILE, is_model_dir
 
 RESULTS_FILE = "results.json"

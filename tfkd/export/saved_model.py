@@ -27,7 +27,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.export.text import serving_preprocessor
 from tfkd.models.bert import BertModel
 

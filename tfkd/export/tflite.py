@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.export.graph import logits_function
 from tfkd.export.saved_model import ID_INPUTS, write_archive
 from tfkd.export.text import lite_preprocessor

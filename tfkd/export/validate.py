@@ -28,7 +28,7 @@ from tfkd.export.exporter import ExportResult, as_float32, lite_inputs
 from tfkd.export.saved_model import ID_INPUTS, IDS_SIGNATURE, SERVING_SIGNATURE
 from tfkd.export.tflite import TEXT_VARIANT, LiteModel, convert_ids_models
 from tfkd.models.bert import BertModel
-from tfkd.jsonfile import write_json
+from tfkd.core.jsonfile import write_json
 from tfkd.models.model_dir import MODEL_FILE, load_model_dir
 
 REPORT_FILE = "report.json"

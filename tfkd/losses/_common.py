@@ -7,7 +7,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._distribute import replica_share
 from tfkd.losses.base import DistillContext, require_outputs, to_float32
 

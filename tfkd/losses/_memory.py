@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._common import l2_normalize
 from tfkd.losses._distribute import all_gather, local_rows
 

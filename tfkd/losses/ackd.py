@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._common import (
     NEG_LARGE,
     check_choice,

@@ -43,10 +43,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._distribute import replica_share
 from tfkd.models.layer_map import LayerMap
-from tfkd.registry import Registry
+from tfkd.core.registry import Registry
 
 LOSSES: Registry = Registry("loss")
 register_loss = LOSSES.register

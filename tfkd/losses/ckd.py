@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._distribute import replica_share
 from tfkd.losses._common import NEG_LARGE, Outputs, check_choice, l2_normalize
 from tfkd.losses.base import DistillContext, DistillationLoss, pair_weights, register_loss, require_outputs, to_float32

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._common import (
     NEG_LARGE,
     check_choice,

@@ -11,7 +11,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._common import (
     apply_optional,
     example_mask,

@@ -17,7 +17,7 @@ import keras_hub
 import tensorflow as tf
 from keras_hub.src.models.bert.bert_backbone import bert_kernel_initializer
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.losses._distribute import replica_share
 from tfkd.losses._common import Outputs
 from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs

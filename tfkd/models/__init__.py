@@ -5,4 +5,4 @@ from tfkd.models.encoder import TransformerEncoder
 from tfkd.models.layer_map import LayerMap, parse_layer_map, uniform_layer_map
 from tfkd.models.model_dir import ModelMetadata, check_task, load_model_dir, read_metadata, save_model_dir
 from tfkd.models.sources import TEACHER_SOURCES, LoadedModel, load_teacher, register_teacher_source
-from tfkd.models.student import StudentConfig, build_student, initialize_from
+from tfkd.models.student import StudentShape, build_student, initialize_from

@@ -18,7 +18,7 @@ import keras_hub
 from keras_hub.src.models.bert.bert_backbone import bert_kernel_initializer
 from keras_hub.src.utils.keras_utils import gelu_approximate
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.encoder import TransformerEncoder
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")

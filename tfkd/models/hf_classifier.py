@@ -25,7 +25,7 @@ from typing import Any, Dict, List
 import numpy as np
 from safetensors import safe_open
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 HEAD_WEIGHT = "classifier.weight"
 HEAD_BIAS = "classifier.bias"

@@ -18,7 +18,7 @@ from typing import List, Optional
 import numpy as np
 
 from tfkd.data.tasks import GlueTask
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.bert import BertModel
 from tfkd.models.model_dir import ModelMetadata
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple, Union
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 
 LayerMap = Tuple[Tuple[int, int], ...]
 

@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import keras
 
 from tfkd.data.tasks import GlueTask, get_task
-from tfkd.errors import TfkdError
-from tfkd.jsonfile import write_json
+from tfkd.core.errors import TfkdError
+from tfkd.core.jsonfile import write_json
 from tfkd.models.bert import BertModel
 
 MODEL_FILE = "model.keras"

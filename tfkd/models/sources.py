@@ -26,12 +26,12 @@ from typing import Any, Callable, Dict, Optional
 
 import keras_hub
 
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.bert import BertModel, copy_weights_by_layer_name
 from tfkd.models.hf_classifier import WEIGHTS_FILE, WEIGHTS_INDEX_FILE, is_classifier, read_head
 from tfkd.models.model_dir import ModelMetadata, is_model_dir, load_model_dir
-from tfkd.network import reachable
-from tfkd.registry import Registry
+from tfkd.core.network import reachable
+from tfkd.core.registry import Registry
 
 TEACHER_SOURCES: Registry = Registry("teacher source")
 register_teacher_source = TEACHER_SOURCES.register

@@ -7,15 +7,15 @@ import os
 from typing import Optional, Sequence
 
 from tfkd.data.tokenizer import vocab_checksum
-from tfkd.errors import TfkdError
+from tfkd.core.errors import TfkdError
 from tfkd.models.bert import ENCODER_LAYER_NAMES, BertModel
 from tfkd.models.model_dir import is_model_dir, load_model_dir
 from tfkd.models.sources import load_hf_directory
 
 
 @dataclasses.dataclass(frozen=True)
-class StudentConfig:
-    """The student's shape.
+class StudentShape:
+    """The student's shape (the architecture `build_student` makes).
 
     Args:
         num_layers: transformer layers.
@@ -33,7 +33,7 @@ class StudentConfig:
 
 
 def build_student(
-    config: StudentConfig,
+    config: StudentShape,
     like: BertModel,
     init_from: Optional[BertModel] = None,
     layers_from: Optional[Sequence[int]] = None,
@@ -42,7 +42,7 @@ def build_student(
     """Builds a student with `like`'s vocabulary, head size, GELU and LayerNorm epsilon.
 
     Args:
-        config: the student's `StudentConfig`.
+        config: the student's `StudentShape`.
         like: the teacher (vocabulary size, classes, positions, GELU form, LayerNorm epsilon).
         init_from: a model whose embeddings, pooler and chosen layers are
             copied into the student; None for random initialisation.
@@ -51,7 +51,7 @@ def build_student(
         output_attentions: also output attention probabilities (for attention losses).
 
     Example:
-    >>> student = build_student(StudentConfig(num_layers=3), like=teacher,
+    >>> student = build_student(StudentShape(num_layers=3), like=teacher,
     ...                         init_from=teacher, layers_from=[2, 4, 6])
     """
     if config.hidden_dim % config.num_heads:

@@ -1,0 +1,82 @@
+"""End to end: `python -m tfkd.pretrain` (CoDIR-Pre), then fine-tuning that starts from its student.
+
+A tiny teacher saved as a tfkd model directory and a small text file, as in
+tests/test_train.py; the pre-trained student must be accepted by
+`python -m tfkd.train --student_init=<dir>` and copied into it 1:1.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tfkd  # noqa: F401
+from tests.cli.test_train import ROOT, WORDS, run_train, write_vocab
+from tfkd.models import BertModel, ModelMetadata, load_model_dir, save_model_dir
+from tfkd.models.bert import ENCODER_LAYER_NAMES
+
+TINY_STUDENT = ["--student_layers=2", "--student_hidden_dim=16", "--student_heads=2", "--student_intermediate_dim=32"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    vocab = str(root / "vocab.txt")
+    teacher = BertModel(vocabulary_size=write_vocab(vocab), num_layers=2, num_heads=2, hidden_dim=16,
+                        intermediate_dim=32, num_classes=2, max_sequence_length=32, name="teacher")
+    save_model_dir(str(root / "teacher"), teacher, vocab,
+                   ModelMetadata(task="sst2", label_names=["negative", "positive"], base="", role="teacher"))
+    rng = np.random.default_rng(0)
+    (root / "corpus.txt").write_text("\n".join(" ".join(rng.choice(WORDS, size=rng.integers(2, 12))) for _ in range(40)) + "\n")
+    glue = root / "glue" / "SST-2"
+    glue.mkdir(parents=True)
+    for split, n in (("train", 16), ("dev", 8)):
+        rows = ["sentence\tlabel"] + [" ".join(rng.choice(WORDS, size=4)) + f"\t{i % 2}" for i in range(n)]
+        (glue / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def run_pretrain(*args, timeout=600):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "tfkd.pretrain", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_pretrain_writes_a_student_that_fine_tuning_starts_from(setup, tmp_path):
+    workdir = tmp_path / "pre"
+    result = run_pretrain(
+        f"--workdir={workdir}", f"--teacher={setup / 'teacher'}", f"--text_file={setup / 'corpus.txt'}", *TINY_STUDENT,
+        "--student_init=teacher", "--max_seq_length=16", "--batch_size=8", "--epochs=1", "--codir_num_negatives=4",
+        "--codir_projection_dim=8", "--learning_rate=1e-3", "--jit_compile=false",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "KD on MLM logits: skipped" in result.stdout
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["train_examples"] == 40 and results["train_examples_per_second"] > 0
+    assert np.isfinite(results["mlm_loss"]) and results["mlm_loss"] > 0
+    assert np.isfinite(results["codir_loss"]) and results["codir_loss"] > 0
+    pretrained, _, metadata = load_model_dir(str(workdir / "model"))
+    assert metadata.role == "student" and metadata.task == "" and metadata.extra["stage"] == "codir_pretrain"
+    assert pretrained.num_layers == 2 and not any("mlm" in w.path or "codir" in w.path for w in pretrained.weights)
+
+    # Learning rate 0: the fine-tuned student still holds exactly the weights it started from.
+    finetuned_dir = tmp_path / "fine"
+    result = run_train(
+        f"--workdir={finetuned_dir}", f"--teacher={setup / 'teacher'}", f"--glue_dir={setup / 'glue'}", "--task=sst2",
+        *TINY_STUDENT, f"--student_init={workdir / 'model'}", "--max_seq_length=16", "--batch_size=8",
+        "--eval_batch_size=8", "--epochs=1", "--learning_rate=0", "--jit_compile=false", "--method=kd",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    finetuned, _, _ = load_model_dir(str(finetuned_dir / "model"))
+    for name in (*ENCODER_LAYER_NAMES, "transformer_layer_0", "transformer_layer_1"):
+        for got, want in zip(finetuned.get_layer(name).get_weights(), pretrained.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_a_missing_corpus_gives_one_clear_error(setup, tmp_path):
+    result = run_pretrain(f"--workdir={tmp_path / 'bad'}", f"--teacher={setup / 'teacher'}", *TINY_STUDENT, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "exactly one corpus" in result.stderr and "Traceback" not in result.stderr

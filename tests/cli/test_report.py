@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from tfkd.core.errors import TfkdError
+from tfkd.cli.report import attach_exports, load_runs, scatter, table
+
+
+def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0):
+    path.mkdir(parents=True)
+    (path / "results.json").write_text(json.dumps({
+        "task": "mrpc", "primary_metric": "f1", "best_dev": {"f1": f1, "accuracy": 0.7}, "last_dev": {"f1": f1 - 0.01},
+        "train_examples_per_second": speed, "student": {"layers": 3, "params": params},
+        "flags": {"mode": "distill", "method": method, "seed": seed, "algorithm": "joint"},
+        "teacher": {"params": 22_000_000, "dev": {"f1": 0.86}},
+    }))
+    return str(path)
+
+
+def test_seeds_are_grouped_with_mean_and_std(tmp_path):
+    paths = [fake_run(tmp_path / f"kd{s}", "kd", s, f) for s, f in ((1, 0.80), (2, 0.82))]
+    paths.append(fake_run(tmp_path / "codir1", "codir", 1, 0.84))
+    text = table(load_runs(paths))
+    kd_row = next(line for line in text.splitlines() if "| kd |" in line)
+    assert "| 2 |" in kd_row and "f1 81.0 ± 1.4" in kd_row
+    assert "| codir | 3 | 17.0 | 1 | f1 84.0 |" in text
+    scatter(load_runs(paths), str(tmp_path / "plot.png"), "test")
+    assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_a_run_without_a_speed_is_tabled_with_a_dash(tmp_path):
+    """results.json rebuilt after its run finished records the speed as null (strict JSON)."""
+    text = table(load_runs([fake_run(tmp_path / "kd1", "kd", 1, 0.8, speed=None)]))
+    assert "| kd | 3 | 17.0 | 1 | f1 80.0 | 79.0 | – |" in text
+
+
+def fake_export(folder, workdir, student_ms, teacher_ms=None, size=5_000_000):
+    folder.mkdir(parents=True)
+    rows = [{"name": "student TFLite dynamic_int8", "size_bytes": size, "latency_ms": {"median": student_ms, "p90": 1.0}},
+            {"name": "student Keras", "size_bytes": 1, "latency_ms": None}]
+    if teacher_ms is not None:
+        rows.append({"name": "teacher TFLite dynamic_int8", "size_bytes": 2 * size,
+                     "latency_ms": {"median": teacher_ms, "p90": 1.0}})
+    (folder / "report.json").write_text(json.dumps({"rows": rows}))
+    (folder / "tfkd_export.json").write_text(json.dumps({"source": {"workdir": str(workdir)}}))
+    return str(folder)
+
+
+def test_exports_add_size_and_latency_columns_and_the_latency_axis(tmp_path):
+    paths = [fake_run(tmp_path / f"kd{s}", "kd", s, f) for s, f in ((1, 0.80), (2, 0.82))]
+    runs = load_runs(paths)
+    exports = [fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0, teacher_ms=9.0),
+               fake_export(tmp_path / "serving" / "kd2" / "1", tmp_path / "kd2", 6.0, size=7_000_000)]
+    attach_exports(runs, exports)
+    assert runs[0]["export"] == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0}
+    assert runs[0]["teacher_export"]["latency_ms"] == 9.0 and "teacher_export" not in runs[1]
+    text = table(runs)
+    assert "TFLite dynamic_int8 MB | p50 latency ms |" in text
+    assert text.splitlines()[2].endswith("| 6.0 | 5.00 |")
+    scatter(runs, str(tmp_path / "plot.png"), "test")
+    assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_exports_of_other_runs_or_missing_artefacts_are_refused(tmp_path):
+    runs = load_runs([fake_run(tmp_path / "kd1", "kd", 1, 0.8)])
+    stranger = fake_export(tmp_path / "serving" / "other" / "1", tmp_path / "other", 4.0)
+    with pytest.raises(TfkdError, match="not among the runs given"):
+        attach_exports(runs, [stranger])
+    own = fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0)
+    with pytest.raises(TfkdError, match="has no 'student TFLite full_int8' row"):
+        attach_exports(runs, [own], artefact="TFLite full_int8")
+    with pytest.raises(TfkdError, match="no report.json"):
+        attach_exports(runs, [str(tmp_path / "kd1")])
+
+
+def test_teacher_and_label_only_runs_are_named_by_what_they_trained(tmp_path):
+    teacher = fake_run(tmp_path / "teacher", "kd", 1, 0.86, params=22_000_000)
+    student = fake_run(tmp_path / "student", "kd", 1, 0.81)
+    for path, model in ((teacher, "teacher"), (student, "student")):
+        results = tmp_path / path / "results.json"
+        run = json.loads(results.read_text())
+        run["flags"].update(mode="finetune", finetune_model=model)
+        results.write_text(json.dumps(run))
+    text = table(load_runs([teacher, student]))
+    assert "| teacher (fine-tuned) | 3 | 22.0 |" in text and "| student (labels only) | 3 | 17.0 |" in text
+
+
+def test_pretraining_runs_and_damaged_json_are_refused_with_a_fix(tmp_path):
+    pretrain = tmp_path / "pretrain"
+    pretrain.mkdir()
+    (pretrain / "results.json").write_text(json.dumps({"losses": {"mlm": 2.7}, "student": {"layers": 3}}))
+    with pytest.raises(TfkdError, match="lacks task, primary_metric, best_dev, last_dev, .*tfkd.pretrain run"):
+        load_runs([str(pretrain)])
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "results.json").write_text('{"task": "mrpc", ')
+    with pytest.raises(TfkdError, match="is not valid JSON"):
+        load_runs([str(damaged)])
+    runs = load_runs([fake_run(tmp_path / "kd1", "kd", 1, 0.8)])
+    export = fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0)
+    (tmp_path / "serving" / "kd1" / "1" / "tfkd_export.json").write_text(json.dumps({"source": {}}))
+    with pytest.raises(TfkdError, match="lack 'workdir'"):
+        attach_exports(runs, [export])

@@ -1,0 +1,147 @@
+"""End-to-end runs of `python -m tfkd.train` and its error messages.
+
+The fast tests use a tiny teacher saved as a tfkd model directory and small
+TSV files written here; the `slow` test runs the real packaged MiniLM.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tfkd  # noqa: F401
+from tfkd.models import BertModel, ModelMetadata, save_model_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORDS = ["good", "bad", "great", "awful", "not", "movie", "the", "was", "very", "dull", "fun", "plot"]
+
+
+def write_vocab(path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["."]
+    with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    return len(tokens)
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    vocab = str(root / "vocab.txt")
+    vocab_size = write_vocab(vocab)
+    teacher = BertModel(vocabulary_size=vocab_size, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+                        num_classes=2, max_sequence_length=32, name="teacher")
+    save_model_dir(str(root / "teacher"), teacher, vocab, ModelMetadata(task="sst2", label_names=["negative", "positive"], base="", role="teacher"))
+    rng = np.random.default_rng(0)
+    glue = root / "glue" / "SST-2"
+    glue.mkdir(parents=True)
+    for split, n in (("train", 48), ("dev", 20)):
+        rows = ["sentence\tlabel"]
+        for _ in range(n):
+            words = rng.choice(WORDS, size=rng.integers(2, 7))
+            rows.append(" ".join(words) + f"\t{int('good' in words or 'great' in words)}")
+        (glue / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def run_train(*args, timeout=600):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "tfkd.train", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def common(setup, workdir, *extra):
+    return [
+        f"--workdir={workdir}", f"--teacher={setup / 'teacher'}", f"--glue_dir={setup / 'glue'}", "--task=sst2",
+        "--student_layers=1", "--student_hidden_dim=16", "--student_heads=2", "--student_intermediate_dim=32",
+        "--student_init=teacher", "--max_seq_length=16", "--batch_size=8", "--eval_batch_size=8", "--epochs=2",
+        "--learning_rate=1e-3", "--jit_compile=false", *extra,
+    ]
+
+
+def test_distill_writes_model_results_logs_and_resumes(tiny_setup, tmp_path):
+    workdir = tmp_path / "run"
+    result = run_train(*common(tiny_setup, workdir, "--method=kd"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "padding efficiency" in result.stdout
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["best_epoch"] in (1, 2) and 0.0 <= results["best_dev"]["accuracy"] <= 1.0
+    assert len(results["dev_history"]) == 2 and results["train_examples_per_second"] > 0
+    assert results["teacher"]["dev"]["accuracy"] >= 0
+    assert os.path.exists(workdir / "model" / "model.keras") and os.path.exists(workdir / "model" / "vocab.txt")
+    assert os.listdir(workdir / "logs")
+    assert any(name.startswith("ckpt-12.") for name in os.listdir(workdir / "checkpoints"))  # 2 epochs x 6 steps
+    # the same command again resumes after the last epoch instead of retraining
+    again = run_train(*common(tiny_setup, workdir, "--method=kd"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from" in again.stdout and "Epoch 1/" not in again.stdout
+
+
+def assert_one_clear_error(result, status, message):
+    assert result.returncode == status, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task=sts"], "unknown task 'sts'"),
+        (["--layer_map=1,2,3"], "--layer_map has 3 entries but the student has 1"),
+        (["--teacher=/no/such/teacher"], "does not exist"),
+        (["--glue_dir=/no/such/glue"], "/no/such/glue"),
+        (["--losses=ce:0.5,nosuchloss:1"], "unknown loss 'nosuchloss'"),
+        (["--student_hidden_dim=12"], "hidden_dim: student 12 vs source 16"),
+        (["--loss_args=kd.temprature=0.1"], "loss 'kd' has no argument 'temprature'. Fix: use one of temperature"),
+        (["--loss_args=kd.temperature=warm"], "loss 'kd' (kd) rejects temperature='warm'"),
+        (["--max_seq_length=64"], "--max_seq_length=64 exceeds the 32 positions"),
+        (["--task=mrpc"], "was fine-tuned on sst2 (classes negative, positive), not on mrpc (classes not_equivalent, "
+                          "equivalent): its outputs mean other things. Fix: "),
+    ],
+)
+def test_bad_input_gives_one_clear_error(tiny_setup, tmp_path, args, message):
+    assert_one_clear_error(run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300), 2, message)
+
+
+def test_a_teacher_of_another_task_is_used_only_when_allowed(tiny_setup, tmp_path):
+    result = run_train(*common(tiny_setup, tmp_path / "run", "--task=mrpc", "--allow_task_mismatch"), timeout=300)
+    assert_one_clear_error(result, 2, "GLUE file not found")  # past the teacher check: this folder has no MRPC files
+    assert "was fine-tuned on" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch_size=0"], "--batch_size=0"),
+        (["--student_layers_from=2,x"], "--student_layers_from takes comma-separated integers >= 1"),
+        (["--warmup_ratio=1.5"], "--warmup_ratio=1.5"),
+    ],
+)
+def test_out_of_range_flags_are_refused_before_any_work(tiny_setup, tmp_path, args, message):
+    assert_one_clear_error(run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300), 1, message)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_incompatible_checkpoint_is_refused(tiny_setup, tmp_path):
+    workdir = tmp_path / "run"
+    assert run_train(*common(tiny_setup, workdir, "--epochs=1", "--student_init=random")).returncode == 0
+    result = run_train(*common(tiny_setup, workdir, "--epochs=2", "--student_init=random", "--student_intermediate_dim=48",
+                               "--allow_changed_flags"))  # past the flag check, to the checkpoint's own
+    assert result.returncode == 2
+    assert "does not fit this run" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_demo_pipeline_with_real_minilm(tmp_path):
+    """The demo flagfile end to end on a subset: real teacher fine-tuning, CoDIR distillation, comparison table."""
+    workdir = tmp_path / "demo"
+    result = run_train("--flagfile=configs/demo.flags", f"--workdir={workdir}", "--max_train_examples=192",
+                       "--finetune_teacher_epochs=1", "--epochs=1", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((workdir / "results.json").read_text())
+    assert [row["model"] for row in results["comparison"]] == ["teacher", "student (best dev)"]
+    assert results["teacher"]["layers"] == 6 and results["student"]["layers"] == 3
+    assert results["comparison"][1]["params"] < results["comparison"][0]["params"]
+    assert os.path.exists(workdir / "teacher" / "model" / "model.keras")

@@ -1,0 +1,81 @@
+"""Faults during `python -m tfkd.train`, in real subprocesses: a full disk while checkpointing, Ctrl-C.
+
+The full disk is a size-capped tmpfs mounted over `<workdir>/checkpoints` in a
+private mount namespace (`unshare -m`, root only; it vanishes with the
+process), big enough for one checkpoint but not for two.
+"""
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+import tensorflow as tf
+
+from tfkd.core.errors import EXIT_INTERRUPTED
+from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_teacher, start, train_command
+
+PAGE = 4096
+
+
+def can_mount_tmpfs(tmp_path) -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tmp_path)],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def tmpfs_bytes(files) -> int:
+    """What `files` take on a tmpfs: whole pages."""
+    return sum(-(-os.path.getsize(f) // PAGE) * PAGE for f in files)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return save_teacher(tmp_path_factory.mktemp("teacher"))
+
+
+def test_disk_full_while_checkpointing_says_how_much_a_checkpoint_needs_and_keeps_the_last_good_one(teacher, tmp_path):
+    if not can_mount_tmpfs(tmp_path):
+        pytest.skip("needs root and unshare to mount a size-capped tmpfs")
+    flags = ("--checkpoint_every_steps=3", "--deterministic")
+    sized = tmp_path / "sized"
+    assert run(train_command(teacher, sized, *flags)).returncode == 0
+    checkpoint = tmpfs_bytes(glob.glob(str(sized / "checkpoints" / "ckpt-3.*")))
+    # ckpt-3 and the state file fit; ckpt-6 finds half of its room.
+    size = checkpoint + 2 * PAGE + checkpoint // 2
+    workdir, after = tmp_path / "full", tmp_path / "after"
+    (workdir / "checkpoints").mkdir(parents=True)
+    script = (f'mount -t tmpfs -o size={size} tmpfs "$1/checkpoints" || exit 99; shift; "$@"; status=$?; '
+              f'cp -a "{workdir}/checkpoints" "{after}"; exit $status')
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(workdir), *train_command(teacher, workdir, *flags)],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert "saved checkpoint" in result.stdout and "ckpt-3 at step 3" in result.stdout, result.stdout[-3000:]
+    assert_one_clear_error(result, f"could not write checkpoint ckpt-6 in {workdir / 'checkpoints'} (No space left on device)")
+    needed = sum(os.path.getsize(f) for f in glob.glob(str(sized / "checkpoints" / "ckpt-3.*")))
+    assert f"a checkpoint of this run needs about {needed / 1000:.3g} KB and the filesystem has " in result.stderr
+    assert f"The last good checkpoint is kept: {workdir / 'checkpoints' / 'ckpt-3'}." in result.stderr
+    assert sorted(os.listdir(after)) == ["checkpoint", "ckpt-3.data-00000-of-00001", "ckpt-3.index"]
+    assert tf.train.latest_checkpoint(str(after)) == str(after / "ckpt-3")
+    for name in ("ckpt-3.data-00000-of-00001", "ckpt-3.index"):  # untouched: what the same run wrote on a large disk
+        assert (after / name).read_bytes() == (sized / "checkpoints" / name).read_bytes()
+
+
+def test_ctrl_c_saves_at_the_next_step_and_exits_130_then_the_run_resumes(teacher, tmp_path):
+    workdir = tmp_path / "run"
+    command = train_command(teacher, workdir, "--epochs=3", "--checkpoint_every_steps=3")
+    process = start(command)
+    read_until(process, "at step 3 ")
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == EXIT_INTERRUPTED == 130, output[-3000:]
+    assert "[tfkd] interrupted: SIGINT: saved checkpoint" in output and "exiting with status 130" in output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    saved = int(tf.train.latest_checkpoint(str(workdir / "checkpoints")).rsplit("-", 1)[1])
+    assert 3 < saved < 18
+    again = run(command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resumed from {workdir / 'checkpoints' / f'ckpt-{saved}'}" in again.stdout

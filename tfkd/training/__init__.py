@@ -1,0 +1,1 @@
+"""The run machinery: configuration, methods as weighted losses, the trainer, callbacks, workdirs and results."""

@@ -1,0 +1,242 @@
+"""A run's configuration as plain dataclasses: what a notebook, a launcher or a command passes to `tfkd.distill`.
+
+Every field has the default of the matching `tfkd.train` flag, so a command
+is a mapping from flags to these objects and back (`RunConfig.to_dict` is
+what `results.json` records, `RunConfig.from_dict` reads it back).
+
+Example:
+>>> from tfkd.training.config import DataConfig, MethodConfig, RunConfig
+>>> config = RunConfig(workdir="/tmp/kd_mrpc", data=DataConfig(task="mrpc"), method=MethodConfig(name="codir"))
+>>> config.method.loss_args
+{}
+>>> RunConfig.from_dict(config.to_dict()) == config
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from tfkd.core.errors import TfkdError
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Which examples a run trains and evaluates on, and how they are batched.
+
+    Args:
+        task: a GLUE task name (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or 'synthetic'.
+        glue_dir: directory of the original GLUE TSV files; None reads tensorflow-datasets' glue/<task>.
+        max_train_examples: use only the first N training examples.
+        max_seq_length: tokens per example, [CLS]/[SEP] included.
+        batch_size: global training batch size.
+        eval_batch_size: batch size of every pass that does not train (dev, teacher cache, banks).
+        pad_to_multiple_of: pad each batch to a multiple of this; 0: geometric buckets (every pass uses the same).
+    """
+
+    task: str = "sst2"
+    glue_dir: Optional[str] = None
+    max_train_examples: Optional[int] = None
+    max_seq_length: int = 128
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    pad_to_multiple_of: int = 0
+
+
+@dataclasses.dataclass
+class TeacherConfig:
+    """Where the teacher comes from.
+
+    Args:
+        source: 'minilm' (packaged, offline), a keras-hub preset, a Hugging Face BERT directory
+            (a fine-tuned BertForSequenceClassification keeps its head), or a tfkd model directory.
+        finetune_epochs: fine-tune a teacher whose head is untrained this many epochs first.
+        finetuned_dir: where that fine-tuned teacher lives (default <workdir>/teacher); runs can share it.
+        learning_rate: peak learning rate of that fine-tuning.
+        allow_task_mismatch: distil from a teacher whose metadata names another task.
+    """
+
+    source: str = "minilm"
+    finetune_epochs: int = 0
+    finetuned_dir: str = ""
+    learning_rate: float = 5e-5
+    allow_task_mismatch: bool = False
+
+
+@dataclasses.dataclass
+class StudentConfig:
+    """The student's shape and initialisation.
+
+    Args:
+        num_layers, hidden_dim, num_heads, intermediate_dim: its architecture.
+        dropout: dropout of the model being trained (the teacher too when fine-tuning it).
+        init: 'pretrained' (the teacher's pretrained source), 'teacher', 'random', or a tfkd model
+            directory / Hugging Face BERT directory with the teacher's vocabulary.
+        layers_from: 1-based source layers copied into the student; empty: uniform (6 → 3: 2, 4, 6).
+    """
+
+    num_layers: int = 3
+    hidden_dim: int = 384
+    num_heads: int = 12
+    intermediate_dim: int = 1536
+    dropout: float = 0.1
+    init: str = "pretrained"
+    layers_from: Tuple[int, ...] = ()
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    """The distillation objective: a method's weighted losses and how they are scheduled.
+
+    Args:
+        name: kd, pkd, internal, codir, ackd, ckd, or custom (then `losses` says which).
+        losses: explicit `(loss key, weight)` terms replacing the method's, e.g. (("ce", .5), ("kd", .5)).
+        weights: weight of a method term by loss key, overriding its default (e.g. {"codir": 0.5}).
+        loss_args: constructor arguments by loss key (e.g. {"codir": {"temperature": 0.1}}); every
+            argument a loss declares has a default, see `tfkd.losses.hyperparameters`.
+        kd_beta: β in (1 − β)·CE + β·KD.
+        weight_preset: a per-task weight preset of the method's losses (CKD: sst2, mrpc, rte, cola);
+            explicit `weights` win.
+        layer_map: teacher layer (1-based, 0 = embeddings) for each student layer; empty: uniform.
+        algorithm: joint, progressive or stacked (how layer losses are scheduled).
+        stage_epochs, stage_steps: length of a progressive/stacked layer stage.
+        final_stage_epochs: epochs of the final KD + CE stage; None: 1 for progressive/stacked, 0 for joint.
+        freeze_distilled: progressive/stacked: freeze already-distilled student layers.
+    """
+
+    name: str = "kd"
+    losses: Sequence[Tuple[str, float]] = ()
+    weights: Dict[str, float] = dataclasses.field(default_factory=dict)
+    loss_args: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+    kd_beta: float = 0.5
+    weight_preset: str = "none"
+    layer_map: Tuple[int, ...] = ()
+    algorithm: str = "joint"
+    stage_epochs: int = 1
+    stage_steps: int = 0
+    final_stage_epochs: Optional[int] = None
+    freeze_distilled: bool = False
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """AdamW with linear warm-up and decay.
+
+    Args:
+        epochs: training epochs (progressive/stacked: derived from the stages when 0).
+        learning_rate: peak learning rate.
+        warmup_ratio: fraction of steps with linear warm-up.
+        weight_decay: AdamW weight decay (not on biases and LayerNorm).
+        clipnorm: global gradient-norm clip (0: off).
+        seed: data order, initialisation, dropout, negatives.
+    """
+
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    clipnorm: float = 1.0
+    seed: int = 1
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    """How a run computes and what it keeps; none of these change its result.
+
+    Args:
+        jit_compile: compile the train step with XLA.
+        eval_jit_compile: also compile dev evaluation.
+        mixed_precision: float32, bfloat16 or float16.
+        strategy: tf.distribute strategy (auto, default, mirrored, multi_worker, tpu).
+        tpu: TPU name for strategy='tpu'.
+        cpu_replicas: split the CPU into N logical devices.
+        tensorboard_update_freq: per-step TensorBoard scalars every N steps.
+        checkpoint_every_steps: also checkpoint every N steps within an epoch (0: epoch ends only).
+        deterministic: deterministic TensorFlow ops.
+        teacher_cache: 'auto', 'off' or a directory of cached teacher outputs.
+        teacher_cache_dtype: float32 or float16.
+    """
+
+    jit_compile: bool = True
+    eval_jit_compile: bool = False
+    mixed_precision: str = "float32"
+    strategy: str = "auto"
+    tpu: Optional[str] = None
+    cpu_replicas: int = 0
+    tensorboard_update_freq: int = 50
+    checkpoint_every_steps: int = 500
+    deterministic: bool = False
+    teacher_cache: str = "auto"
+    teacher_cache_dtype: str = "float32"
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything one run needs.
+
+    Args:
+        workdir: output directory (model/, checkpoints/, logs/, dev_history.json, results.json).
+        mode: 'distill' (a student from the teacher) or 'finetune' (one model on labels alone).
+        finetune_model: with mode='finetune': 'teacher' or 'student' (the no-teacher baseline).
+        allow_changed: resume checkpoints although settings that change the run differ.
+    """
+
+    workdir: str
+    mode: str = "distill"
+    finetune_model: str = "teacher"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
+    student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
+    method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    allow_changed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("distill", "finetune"):
+            raise TfkdError(f"mode '{self.mode}' is not 'distill' or 'finetune'. Fix: use one of those.")
+        if self.finetune_model not in ("teacher", "student"):
+            raise TfkdError(f"finetune_model '{self.finetune_model}' is not 'teacher' or 'student'. Fix: use one of those.")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain JSON-able values, by section."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        """The inverse of `to_dict`; an unknown section or field is refused by name."""
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: Dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in sections:
+                raise TfkdError(f"run configuration has no field '{name}'. Fix: use one of {', '.join(sections)}.")
+            section = SECTIONS.get(name)
+            kwargs[name] = _section(section, value) if section else value
+        return cls(**kwargs)
+
+
+SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig, "method": MethodConfig,
+            "optim": OptimConfig, "runtime": RuntimeConfig}
+
+_TUPLE_FIELDS = {("student", "layers_from"), ("method", "layer_map")}
+
+
+def _section(cls: type, values: Mapping[str, Any]):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TfkdError(f"{cls.__name__} has no field {', '.join(map(repr, unknown))}. Fix: use {', '.join(sorted(known))}.")
+    section = next(name for name, klass in SECTIONS.items() if klass is cls)
+    values = {k: tuple(v) if (section, k) in _TUPLE_FIELDS else v for k, v in values.items()}
+    if cls is MethodConfig and "losses" in values:
+        values["losses"] = tuple((str(key), float(weight)) for key, weight in values["losses"])
+    return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
