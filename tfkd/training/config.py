@@ -33,6 +33,15 @@ class DataConfig:
         batch_size: global training batch size.
         eval_batch_size: batch size of every pass that does not train (dev, teacher cache, banks).
         pad_to_multiple_of: pad each batch to a multiple of this; 0: geometric buckets (every pass uses the same).
+        train_file, dev_file, test_file: your own data (CSV, TSV or JSON Lines) instead of a GLUE task;
+            then `task` is only the name recorded for it.
+        data_format: csv, tsv or jsonl; empty: by file extension.
+        text_fields: the one or two text columns of your files.
+        label_field: the label column.
+        label_names: class names in logit order; empty: the sorted labels of the training file.
+        task_type: classification, regression, or empty: inferred from the labels.
+        metrics: metric names (the first selects the best epoch); empty: by task type.
+        positive_label: the class binary F1 counts as positive.
     """
 
     task: str = "sst2"
@@ -42,6 +51,16 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 64
     pad_to_multiple_of: int = 0
+    train_file: str = ""
+    dev_file: str = ""
+    test_file: str = ""
+    data_format: str = ""
+    text_fields: Tuple[str, ...] = ()
+    label_field: str = "label"
+    label_names: Tuple[str, ...] = ()
+    task_type: str = ""
+    metrics: Tuple[str, ...] = ()
+    positive_label: str = ""
 
 
 @dataclasses.dataclass
@@ -219,7 +238,8 @@ class RunConfig:
 SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig, "method": MethodConfig,
             "optim": OptimConfig, "runtime": RuntimeConfig}
 
-_TUPLE_FIELDS = {("student", "layers_from"), ("method", "layer_map")}
+_TUPLE_FIELDS = {("student", "layers_from"), ("method", "layer_map"), ("data", "text_fields"), ("data", "label_names"),
+                 ("data", "metrics")}
 
 
 def _section(cls: type, values: Mapping[str, Any]):
