@@ -1,19 +1,27 @@
 import json
+import os
 
 import pytest
 
-from tfkd.core.errors import TfkdError
 from tfkd.cli.report import attach_exports, load_runs, scatter, table
+from tfkd.core.errors import TfkdError
+from tfkd.training.results import RESULTS_FILE, PretrainSummary, RunResult, StudentSummary, TeacherSummary
+
+RUNS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "runs")
 
 
-def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0):
+def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0, kind="distill", role=None):
+    """A finished run's workdir (results.json only); `kind="finetune"` trains the `role` model on labels alone."""
     path.mkdir(parents=True)
-    (path / "results.json").write_text(json.dumps({
-        "task": "mrpc", "primary_metric": "f1", "best_dev": {"f1": f1, "accuracy": 0.7}, "last_dev": {"f1": f1 - 0.01},
-        "train_examples_per_second": speed, "student": {"layers": 3, "params": params},
-        "flags": {"mode": "distill", "method": method, "seed": seed, "algorithm": "joint"},
-        "teacher": {"params": 22_000_000, "dev": {"f1": 0.86}},
-    }))
+    distill = kind == "distill"
+    RunResult(
+        kind=kind, role=role, method=method if distill else None, task="mrpc", primary_metric="f1",
+        best_dev={"f1": f1, "accuracy": 0.7}, last_dev={"f1": f1 - 0.01}, dev_history=[{"epoch": 1, "f1": f1}],
+        train_examples_per_second=speed, epoch_seconds=[1.0], wall_seconds=1.0, train_examples=3668,
+        padding_efficiency=0.9, student=StudentSummary(layers=3, hidden_dim=384, params=params), losses=[],
+        algorithm="joint", flags={"seed": seed},
+        teacher=TeacherSummary(source="minilm", layers=6, params=22_000_000, dev={"f1": 0.86}) if distill else None,
+    ).write(str(path / RESULTS_FILE))
     return str(path)
 
 
@@ -52,8 +60,8 @@ def test_exports_add_size_and_latency_columns_and_the_latency_axis(tmp_path):
     exports = [fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0, teacher_ms=9.0),
                fake_export(tmp_path / "serving" / "kd2" / "1", tmp_path / "kd2", 6.0, size=7_000_000)]
     attach_exports(runs, exports)
-    assert runs[0]["export"] == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0}
-    assert runs[0]["teacher_export"]["latency_ms"] == 9.0 and "teacher_export" not in runs[1]
+    assert runs[0].export == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0}
+    assert runs[0].teacher_export["latency_ms"] == 9.0 and runs[1].teacher_export is None
     text = table(runs)
     assert "TFLite dynamic_int8 MB | p50 latency ms |" in text
     assert text.splitlines()[2].endswith("| 6.0 | 5.00 |")
@@ -74,27 +82,34 @@ def test_exports_of_other_runs_or_missing_artefacts_are_refused(tmp_path):
 
 
 def test_teacher_and_label_only_runs_are_named_by_what_they_trained(tmp_path):
-    teacher = fake_run(tmp_path / "teacher", "kd", 1, 0.86, params=22_000_000)
-    student = fake_run(tmp_path / "student", "kd", 1, 0.81)
-    for path, model in ((teacher, "teacher"), (student, "student")):
-        results = tmp_path / path / "results.json"
-        run = json.loads(results.read_text())
-        run["flags"].update(mode="finetune", finetune_model=model)
-        results.write_text(json.dumps(run))
+    teacher = fake_run(tmp_path / "teacher", None, 1, 0.86, params=22_000_000, kind="finetune", role="teacher")
+    student = fake_run(tmp_path / "student", None, 1, 0.81, kind="finetune", role="student")
     text = table(load_runs([teacher, student]))
     assert "| teacher (fine-tuned) | 3 | 22.0 |" in text and "| student (labels only) | 3 | 17.0 |" in text
 
 
+def test_the_unversioned_runs_of_docs_runs_rebuild_the_published_table():
+    """docs/results_mrpc.md's kd row, from results.json files written before the schema had a version."""
+    text = table(load_runs([os.path.join(RUNS, "kd_mrpc_s*"), os.path.join(RUNS, "teacher_mrpc")]))
+    assert "| mrpc | kd | 3 | 17.4 | 2 | f1 82.0 ± 0.0 | 81.8 ± 0.3 | 45.5 |" in text
+    assert "| mrpc | teacher (fine-tuned) | 6 | 22.7 | 1 | f1 85.4 | 85.3 | 17.5 |" in text
+
+
 def test_pretraining_runs_and_damaged_json_are_refused_with_a_fix(tmp_path):
     pretrain = tmp_path / "pretrain"
-    pretrain.mkdir()
-    (pretrain / "results.json").write_text(json.dumps({"losses": {"mlm": 2.7}, "student": {"layers": 3}}))
-    with pytest.raises(TfkdError, match="lacks task, primary_metric, best_dev, last_dev, .*tfkd.pretrain run"):
+    RunResult(kind="pretrain", train_examples=64, train_examples_per_second=10.0, epoch_seconds=[1.0],
+              wall_seconds=1.0, padding_efficiency=0.8, student=StudentSummary(layers=3, hidden_dim=384, params=1),
+              losses=[], pretrain=PretrainSummary(corpus="sst2", loss_history=[], max_predictions_per_example=20,
+                                                  model_dir=str(pretrain / "model"))).write(str(pretrain / RESULTS_FILE))
+    with pytest.raises(TfkdError, match="is the result of a tfkd.pretrain run, which has no dev metric. Fix: "):
         load_runs([str(pretrain)])
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "results.json").write_text('{"task": "mrpc", ')
     with pytest.raises(TfkdError, match="is not valid JSON"):
+        load_runs([str(damaged)])
+    (damaged / "results.json").write_text(json.dumps({"task": "mrpc", "best_dev": {"f1": 0.8}}))
+    with pytest.raises(TfkdError, match=r"damaged/results.json' lacks train_examples_per_second, .*, losses. Fix: re-run the command"):
         load_runs([str(damaged)])
     runs = load_runs([fake_run(tmp_path / "kd1", "kd", 1, 0.8)])
     export = fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0)

@@ -4,10 +4,10 @@ import json
 import os
 
 import pytest
+from tiny_runs import CLASSES, write_run
 
 from tfkd.core.errors import TfkdError
 from tfkd.export import ExportOptions, bless, export, load_run
-from tiny_runs import CLASSES, write_run
 
 
 def run_with(tmp_path, tiny_runs, student, teacher, task="sst2"):

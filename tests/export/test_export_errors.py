@@ -32,6 +32,23 @@ def test_student_without_results_json(tmp_path, tiny_runs):
     (tmp_path / "results.json").write_text("{not json")
     with pytest.raises(TfkdError, match="not valid JSON"):
         load_run(str(tmp_path))
+    (tmp_path / "results.json").write_text('{"schema_version": 99, "kind": "distill"}')
+    with pytest.raises(TfkdError, match="results.json' has schema version 99; .*Fix: read it with a tfkd that knows"):
+        load_run(str(tmp_path))
+
+
+def test_a_pretraining_workdir_is_refused_with_the_way_to_a_task_model(tmp_path, tiny_runs):
+    import shutil
+
+    from tfkd.training.results import PretrainSummary, RunResult, StudentSummary
+
+    shutil.copytree(os.path.join(tiny_runs.sst2, "model"), tmp_path / "model")
+    RunResult(kind="pretrain", train_examples=64, train_examples_per_second=10.0, epoch_seconds=[1.0],
+              wall_seconds=1.0, padding_efficiency=0.8, student=StudentSummary(layers=2, hidden_dim=8, params=1),
+              losses=[], pretrain=PretrainSummary(corpus="sst2", loss_history=[], max_predictions_per_example=3,
+                                                  model_dir=str(tmp_path / "model"))).write(str(tmp_path / "results.json"))
+    with pytest.raises(TfkdError, match=r"is a tfkd.pretrain run: .*Fix: distil it on a task first \(python -m tfkd.train --student_init="):
+        load_run(str(tmp_path))
 
 
 def test_bad_options(tiny_runs, tmp_path):

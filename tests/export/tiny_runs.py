@@ -6,13 +6,14 @@ predictions vary; data are a few dozen generated GLUE-format rows.
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
+
 import tfkd  # noqa: F401  (selects the TensorFlow backend)
 from tfkd.data import get_task, load_split, make_tokenizer, tokenize
 from tfkd.models import BertModel, ModelMetadata, save_model_dir
+from tfkd.training.results import RESULTS_FILE, LossTerm, RunResult, StudentSummary, TeacherSummary
 
 WORDS = ["good", "bad", "great", "awful", "not", "movie", "the", "was", "very", "dull", "fun", "plot", "cafe",
          "film", "##s", "##ly", ",", "!", "a", "and", "it", "is", "boring"]
@@ -73,7 +74,10 @@ def tiny_model(vocab_size: int, num_classes: int, hidden: int, seed: int, centre
 
 
 def write_run(workdir, vocab, glue_dir, task, label_names, student_dev, teacher_dev=None, teacher=None, seed=0):
-    """A workdir as `tfkd.train` leaves it: model/, results.json (and teacher/model when given)."""
+    """A workdir as `tfkd.train` leaves it: model/, results.json (and teacher/model when given).
+
+    Without `teacher_dev` the run is a fine-tuning run: its results.json has no teacher to bless against.
+    """
     num_classes = max(len(label_names), 1)
     meta = dict(task=task, label_names=list(label_names), lowercase=True, max_seq_length=SEQ_LEN)
     train = id_batch(tokenize(load_split(get_task(task), "train", glue_dir), make_tokenizer(vocab), SEQ_LEN))
@@ -84,16 +88,19 @@ def write_run(workdir, vocab, glue_dir, task, label_names, student_dev, teacher_
         save_model_dir(os.path.join(workdir, "teacher", "model"), tiny_model(_vocab_size(vocab), num_classes, 16, seed + 1, centre_on=train),
                        vocab, ModelMetadata(role="teacher", **meta))
     metric = "pearson" if task == "stsb" else "accuracy"
-    results = {
-        "task": task, "primary_metric": metric, "best_epoch": 2, "best_dev": {metric: student_dev},
-        "losses": [{"name": "kd", "key": "kd", "weight": 1.0, "args": {}}], "algorithm": "joint",
-        "flags": {"glue_dir": glue_dir, "max_seq_length": SEQ_LEN, "finetuned_teacher_dir": "", "teacher": "minilm",
-                  "method": "kd", "workdir": workdir},
-    }
-    if teacher_dev is not None:
-        results["teacher"] = {"source": "minilm", "layers": 2, "params": 1, "dev": {metric: teacher_dev}}
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f)
+    dev = [{"epoch": 1, metric: student_dev - 0.01}, {"epoch": 2, metric: student_dev}]
+    kind = "distill" if teacher_dev is not None else "finetune"
+    RunResult(
+        kind=kind, task=task, primary_metric=metric, best_epoch=2,
+        best_dev={metric: student_dev}, last_dev={metric: student_dev}, dev_history=dev,
+        train_examples_per_second=100.0, epoch_seconds=[1.0, 1.0], wall_seconds=2.0, train_examples=60,
+        padding_efficiency=0.9, student=StudentSummary(layers=2, hidden_dim=8, params=int(student.count_params())),
+        losses=[LossTerm(name="kd", key="kd", weight=1.0)], algorithm="joint",
+        teacher=None if teacher_dev is None else TeacherSummary(source="minilm", layers=2, params=1,
+                                                                dev={metric: teacher_dev}),
+        flags={"glue_dir": glue_dir, "max_seq_length": SEQ_LEN, "finetuned_teacher_dir": "", "teacher": "minilm",
+               "mode": kind, "finetune_model": "student", "method": "kd", "workdir": workdir},
+    ).write(os.path.join(workdir, RESULTS_FILE))
     return workdir
 
 

@@ -10,13 +10,14 @@ from absl import flags
 
 import tfkd  # noqa: F401  (selects the TensorFlow backend)
 from tfkd.cli import flags as cli_flags
+from tfkd.core.errors import TfkdError
+from tfkd.core.jsonfile import to_json
 from tfkd.data import load_split, make_tokenizer
 from tfkd.data.pipeline import tokenize
 from tfkd.data.tasks import get_task
-from tfkd.core.errors import TfkdError
 from tfkd.evaluate.evaluator import Evaluator
-from tfkd.core.jsonfile import to_json, write_json
 from tfkd.models import check_sequence_length, check_task, load_model_dir
+from tfkd.training.results import EvalResult
 
 flags.DEFINE_string("model", None, "A tfkd model directory (e.g. <workdir>/model) or .keras file.")
 flags.DEFINE_string("task", None, "Task (default: the one the model was trained on).")
@@ -24,7 +25,7 @@ flags.DEFINE_string("glue_dir", None, "GLUE TSV directory (default: tensorflow-d
 flags.DEFINE_string("split", "dev", "Split to score (dev, or e.g. dev_mismatched for MNLI).")
 flags.DEFINE_integer("max_seq_length", None, "Maximum tokens (default: the model's training length).", lower_bound=2)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
-flags.DEFINE_string("output", None, "Also write the metrics as JSON here.")
+flags.DEFINE_string("output", None, "Also write the metrics as JSON here (what it prints, with its schema_version).")
 flags.DEFINE_bool("allow_task_mismatch", False, "Score the model on a --task other than the one its metadata records (its classes must really be that task's).")
 FLAGS = flags.FLAGS
 
@@ -42,11 +43,11 @@ def main(argv) -> None:
     evaluator = Evaluator(task, split, FLAGS.batch_size)
     metrics = evaluator.evaluate(model)
     speed = evaluator.throughput(model)
-    result = {"model": FLAGS.model, "task": task.name, "split": FLAGS.split, "examples": int(len(split.lengths)),
-              "metrics": metrics, "forward_examples_per_second": speed}
-    print(to_json(result))
+    result = EvalResult(model=FLAGS.model, task=task.name, split=FLAGS.split, examples=int(len(split.lengths)),
+                        metrics=metrics, forward_examples_per_second=speed)
+    print(to_json(result.to_dict()))
     if FLAGS.output:
-        write_json(FLAGS.output, result)
+        result.write(FLAGS.output)
 
 
 def run() -> None:

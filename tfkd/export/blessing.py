@@ -12,7 +12,6 @@ import dataclasses
 from typing import Any, Dict, Optional
 
 from tfkd.core.errors import TfkdError
-from tfkd.evaluate.metrics import primary_metric
 from tfkd.export.run import TrainedRun
 
 
@@ -46,19 +45,18 @@ def bless(run: TrainedRun, min_ratio: float, force: bool) -> Blessing:
     """Decides whether `run`'s student may be exported; raises `TfkdError` if not (unless `force`).
 
     Args:
-        run: the trained run (its results.json has the dev metrics).
+        run: the trained run (its `RunResult` has the dev metrics).
         min_ratio: the least student/teacher ratio of the primary dev metric.
         force: export even if the gate refuses (recorded as `forced`).
 
     Example:
-    >>> bless(load_run("workdirs/kd_sst2"), 0.95, force=False).ratio
+    >>> bless(load_run("workdirs/kd_sst2"), 0.95, force=False).ratio  # doctest: +SKIP
     0.981
     """
-    metric = run.results.get("primary_metric") or primary_metric(run.task)
-    student = run.results["best_dev"].get(metric)
+    result = run.result
+    metric, student, teacher = result.primary_metric, result.primary, result.teacher_primary
     if student is None:
         raise TfkdError(f"results.json of '{run.workdir}' has no dev {metric} for the student. Fix: re-run tfkd.train.")
-    teacher = run.results.get("teacher", {}).get("dev", {}).get(metric)
     if teacher is None:
         blessing = Blessing(metric, student, None, None, min_ratio, blessed=False, forced=force)
         reason = (f"results.json of '{run.workdir}' has no teacher dev {metric} to compare with "

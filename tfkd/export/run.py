@@ -1,28 +1,26 @@
 """What an export starts from: a finished `tfkd.train` workdir.
 
 A workdir holds `model/` (the best-dev model, a tfkd model directory) and
-`results.json` (task, dev metrics of student and teacher, the run's flags).
-The teacher's model directory is found from the run's flags, for the
-teacher-vs-student numbers of `--validate`.
+`results.json` (a `RunResult`: task, dev metrics of student and teacher, the
+run's configuration). The teacher's model directory is found from the run's
+settings, for the teacher-vs-student numbers of `--validate`.
 
 Example:
->>> run = load_run("workdirs/kd_mrpc")
->>> run.task.name, run.teacher_dir
+>>> run = load_run("workdirs/kd_mrpc")  # doctest: +SKIP
+>>> run.task.name, run.teacher_dir  # doctest: +SKIP
 ('mrpc', 'workdirs/teacher_mrpc/model')
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Dict, Optional
 
-from tfkd.data import GlueTask, get_task
 from tfkd.core.errors import TfkdError
+from tfkd.data import GlueTask, get_task
 from tfkd.models.model_dir import MODEL_FILE, is_model_dir
-
-RESULTS_FILE = "results.json"
+from tfkd.training.results import RESULTS_FILE, RunResult, read_result
 
 
 @dataclasses.dataclass
@@ -32,7 +30,7 @@ class TrainedRun:
     Args:
         workdir: the run's folder.
         model_dir: its best-dev model directory (`<workdir>/model`).
-        results: the parsed `results.json`.
+        result: its `results.json`.
         task: the task it was trained on.
         teacher_dir: the teacher's tfkd model directory, if it can be found.
         glue_dir: where the run read GLUE from (None: tensorflow-datasets).
@@ -40,31 +38,33 @@ class TrainedRun:
 
     workdir: str
     model_dir: str
-    results: Dict[str, Any]
+    result: RunResult
     task: GlueTask
     teacher_dir: Optional[str]
     glue_dir: Optional[str]
 
     @property
-    def flags(self) -> Dict[str, Any]:
-        return self.results.get("flags", {})
+    def results(self) -> Dict[str, Any]:
+        """`result` as plain values, the way results.json writes them (what the export metadata copies)."""
+        return self.result.to_dict()
 
 
-def find_teacher_dir(workdir: str, flags: Dict[str, Any]) -> Optional[str]:
-    """The teacher's model directory: the fine-tuned one, else `--teacher` when it is a tfkd model.
+def find_teacher_dir(workdir: str, result: RunResult) -> Optional[str]:
+    """The teacher's model directory: the fine-tuned one, else the run's teacher when it is a tfkd model.
 
-    Looks at `<finetuned_teacher_dir>/model`, `<workdir>/teacher/model`, then the
-    `teacher` flag (a tfkd model directory or `.keras` file).
+    Looks at `<finetuned teacher dir>/model`, `<workdir>/teacher/model`, then the
+    teacher source (a tfkd model directory or `.keras` file).
     """
     candidates = []
-    if flags.get("finetuned_teacher_dir"):
-        candidates.append(os.path.join(flags["finetuned_teacher_dir"], "model"))
+    finetuned = result.setting("teacher", "finetuned_dir", flag="finetuned_teacher_dir")
+    if finetuned:
+        candidates.append(os.path.join(finetuned, "model"))
     candidates.append(os.path.join(workdir, "teacher", "model"))
-    teacher = flags.get("teacher") or ""
+    teacher = result.setting("teacher", "source", flag="teacher") or ""
     candidates.append(os.path.dirname(teacher) if teacher.endswith(".keras") else teacher)
     own_model = os.path.realpath(os.path.join(workdir, "model"))
     for path in candidates:
-        # A fine-tuning run's flags can name its own folder.
+        # A fine-tuning run's teacher setting can name its own folder.
         if path and is_model_dir(path) and os.path.realpath(path) != own_model:
             return path
     return None
@@ -78,7 +78,7 @@ def load_run(workdir: str, glue_dir: Optional[str] = None) -> TrainedRun:
         glue_dir: overrides the GLUE folder the run used.
 
     Example:
-    >>> load_run("workdirs/kd_sst2").results["best_dev"]
+    >>> load_run("workdirs/kd_sst2").result.best_dev  # doctest: +SKIP
     {'accuracy': 0.87}
     """
     if not workdir:
@@ -98,20 +98,17 @@ def load_run(workdir: str, glue_dir: Optional[str] = None) -> TrainedRun:
             f"'{workdir}' has a model but no {RESULTS_FILE}: the run has not finished (or was interrupted). "
             "Fix: re-run the same tfkd.train command; it resumes from its last checkpoint and writes results.json."
         )
-    try:
-        with open(results_path, encoding="utf-8") as f:
-            results = json.load(f)
-    except json.JSONDecodeError as e:
-        raise TfkdError(f"{results_path} is not valid JSON ({e}). Fix: re-run the tfkd.train command that wrote it.") from None
-    for key in ("task", "best_dev"):
-        if key not in results:
-            raise TfkdError(f"{results_path} lacks '{key}'. Fix: re-run the tfkd.train command that wrote it.")
-    flags = results.get("flags", {})
+    result = read_result(results_path)
+    if result.kind == "pretrain":
+        raise TfkdError(
+            f"'{workdir}' is a tfkd.pretrain run: its student has no task head to serve. Fix: distil it on a task "
+            f"first (python -m tfkd.train --student_init={model_dir} ...) and export that run."
+        )
     return TrainedRun(
         workdir=workdir,
         model_dir=model_dir,
-        results=results,
-        task=get_task(results["task"]),
-        teacher_dir=find_teacher_dir(workdir, flags),
-        glue_dir=glue_dir or flags.get("glue_dir") or None,
+        result=result,
+        task=get_task(result.task),
+        teacher_dir=find_teacher_dir(workdir, result),
+        glue_dir=glue_dir or result.setting("data", "glue_dir", flag="glue_dir") or None,
     )
