@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -24,6 +24,8 @@ class Examples:
         text_b: the second text of sentence-pair tasks, else None.
         labels: class ids (int32) or, for regression, scores (float32).
         source: where they came from: a file path, `tfds:glue/<task>` or `synthetic`.
+        has_labels: False for a test file without labels; `labels` then holds
+            -1 (classes) or NaN (scores), placeholders that no metric may see.
 
     Example:
     >>> ex = Examples(["a"], ["b"], np.zeros(1, np.int32), "x.tsv")
@@ -35,6 +37,7 @@ class Examples:
     text_b: Optional[List[str]]
     labels: np.ndarray
     source: str
+    has_labels: bool = True
 
     def __post_init__(self):
         if self.text_b is not None and len(self.text_b) != len(self.text_a):
@@ -54,5 +57,28 @@ class Examples:
         if n is None or n >= len(self):
             return self
         return Examples(
-            self.text_a[:n], None if self.text_b is None else self.text_b[:n], self.labels[:n], self.source
+            self.text_a[:n], None if self.text_b is None else self.text_b[:n], self.labels[:n], self.source,
+            self.has_labels,
+        )
+
+    @staticmethod
+    def concatenate(parts: Sequence["Examples"]) -> "Examples":
+        """The examples of `parts` one after the other (chunks of one source: the first one's source is kept).
+
+        Example:
+        >>> part = Examples(["a"], None, np.zeros(1, np.int32), "x.csv")
+        >>> len(Examples.concatenate([part, part]))
+        2
+        """
+        if not parts:
+            raise ValueError("need at least one part")
+        first = parts[0]
+        if any(p.is_pair != first.is_pair or p.has_labels != first.has_labels for p in parts):
+            raise ValueError("parts differ in being pairs or having labels")
+        return Examples(
+            [text for p in parts for text in p.text_a],
+            [text for p in parts for text in p.text_b] if first.is_pair else None,
+            np.concatenate([p.labels for p in parts]),
+            first.source,
+            first.has_labels,
         )

@@ -1,7 +1,8 @@
 """From texts to padded batches: tokenize once, then batch by length inside tf.data.
 
-Tokenization runs once per split (in tf.data, 512 texts at a time) and is
-kept as ragged numpy arrays in a `TokenizedSplit`. Each epoch is then a
+Tokenization runs once per split (in tf.data, 512 texts at a time, streamed
+from chunks of examples by `tokenize_chunks`) and is kept as ragged numpy
+arrays in a `TokenizedSplit`. Each epoch is then a
 *batch plan*: lists of example ids, sorted by length within windows of
 `window_batches` batches so a batch pads little, yet shuffled so batches
 still mix. Every batch has exactly `batch_size` examples: with XLA every new
@@ -17,13 +18,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, List, Mapping, Optional, Tuple
+import itertools
+from typing import TYPE_CHECKING, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from tfkd.data.examples import Examples
 from tfkd.core.errors import TfkdError
+from tfkd.data.examples import Examples
 
 if TYPE_CHECKING:
     from keras_hub.models import BertTokenizer
@@ -45,6 +47,7 @@ class TokenizedSplit:
             shuffling, so predictions can be put back in order.
         num_truncated: how many examples were cut to `max_seq_length`.
         max_seq_length: the length limit used.
+        has_labels: False when the source had no labels (`labels` are placeholders).
 
     Example:
     >>> split.token_ids[split.offsets[0]:split.offsets[1]]  # doctest: +SKIP
@@ -59,6 +62,7 @@ class TokenizedSplit:
     index: np.ndarray
     num_truncated: int
     max_seq_length: int
+    has_labels: bool = True
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -69,18 +73,38 @@ class TokenizedSplit:
         return self.token_ids[row], self.segment_ids[row]
 
 
-def _tokenize_texts(texts: List[str], tokenizer) -> Tuple[np.ndarray, np.ndarray]:
-    """Flat token ids and per-text lengths."""
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string))
-        .batch(TOKENIZE_BATCH)
-        .map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
-    )
-    flat, lengths = [], []
-    for ragged in dataset:
-        flat.append(ragged.flat_values.numpy().astype(np.int32))
-        lengths.append(ragged.row_lengths().numpy())
-    return np.concatenate(flat), np.concatenate(lengths).astype(np.int64)
+class _Int32Stream:
+    """int32 values appended piece by piece, returned as one array while holding about one copy of them.
+
+    Pieces are gathered in 64 MB segments, allocations large enough that the
+    C library always maps them separately, so a freed segment goes back to
+    the operating system; `array` moves the segments into the result (whose
+    pages are only allocated as they are written) one at a time.
+    """
+
+    SEGMENT = 1 << 24
+
+    def __init__(self) -> None:
+        self.segments: List[np.ndarray] = []
+        self.used = self.SEGMENT  # values in the last segment; full: the next value opens a segment
+
+    def extend(self, values: np.ndarray) -> None:
+        while len(values):
+            if self.used == self.SEGMENT:
+                self.segments.append(np.empty(self.SEGMENT, np.int32))
+                self.used = 0
+            n = min(len(values), self.SEGMENT - self.used)
+            self.segments[-1][self.used:self.used + n] = values[:n]
+            self.used, values = self.used + n, values[n:]
+
+    def array(self) -> np.ndarray:
+        total = (len(self.segments) - 1) * self.SEGMENT + self.used if self.segments else 0
+        out = np.empty(total, np.int32)
+        for start in range(0, total, self.SEGMENT):
+            segment = self.segments.pop(0)
+            out[start:start + self.SEGMENT] = segment[:total - start]
+            del segment
+        return out
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -110,6 +134,35 @@ def longest_first(len_a: np.ndarray, len_b: np.ndarray, budget: int) -> Tuple[np
     return keep_a, keep_b
 
 
+def _pack(texts: Tuple[tf.RaggedTensor, ...], budget: int, cls_id: int, sep_id: int):
+    """One tokenizer batch packed: (token ids, segment ids, lengths, truncated examples)."""
+    flat_a, len_a = texts[0].flat_values.numpy().astype(np.int32), texts[0].row_lengths().numpy()
+    starts_a = np.cumsum(len_a) - len_a
+    if len(texts) == 2:
+        flat_b, len_b = texts[1].flat_values.numpy().astype(np.int32), texts[1].row_lengths().numpy()
+        starts_b = np.cumsum(len_b) - len_b
+        keep_a, keep_b = longest_first(len_a, len_b, budget)
+    else:
+        len_b = keep_b = np.zeros_like(len_a)
+        keep_a = np.minimum(len_a, budget)
+
+    lengths = keep_a + keep_b + 1 + len(texts)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    starts = offsets[:-1]
+    token_ids = np.empty(offsets[-1], np.int32)
+    segment_ids = np.zeros(offsets[-1], np.int32)
+    token_ids[starts] = cls_id
+    token_ids[_ranges(starts + 1, keep_a)] = flat_a[_ranges(starts_a, keep_a)]
+    token_ids[starts + 1 + keep_a] = sep_id
+    if len(texts) == 2:
+        positions_b = _ranges(starts + 2 + keep_a, keep_b)
+        token_ids[positions_b] = flat_b[_ranges(starts_b, keep_b)]
+        token_ids[offsets[1:] - 1] = sep_id
+        segment_ids[positions_b] = 1
+        segment_ids[offsets[1:] - 1] = 1
+    return token_ids, segment_ids, lengths.astype(np.int32), int(np.sum((keep_a < len_a) | (keep_b < len_b)))
+
+
 def tokenize(examples: Examples, tokenizer: "BertTokenizer", max_seq_length: int) -> TokenizedSplit:
     """Tokenizes and packs `examples` as `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`.
 
@@ -126,51 +179,81 @@ def tokenize(examples: Examples, tokenizer: "BertTokenizer", max_seq_length: int
     >>> split.lengths.max() <= 128  # doctest: +SKIP
     True
     """
-    num_special = 3 if examples.is_pair else 2
-    if max_seq_length < num_special + (2 if examples.is_pair else 1):
+    return tokenize_chunks([examples], tokenizer, max_seq_length)
+
+
+def tokenize_chunks(chunks: Iterable[Examples], tokenizer: "BertTokenizer", max_seq_length: int) -> TokenizedSplit:
+    """`tokenize` of the chunks of one split, one after the other, as they arrive.
+
+    Only a chunk's texts are held at a time, and the token arrays are built
+    in place (see `_Int32Stream`), so a split of millions of rows streamed
+    from a file (`tfkd.data.load.stream_split`) needs little memory besides
+    its token arrays. One tf.data pipeline tokenizes every chunk: tracing the
+    tokenizer costs more than tokenizing a small split.
+
+    Args:
+        chunks: `Examples` of one source, all single texts or all pairs.
+        tokenizer: a keras-hub `BertTokenizer` (see `make_tokenizer`).
+        max_seq_length: the most tokens per example, [CLS] and [SEP]s included.
+
+    Example:
+    >>> split = tokenize_chunks(stream_split(task, "train", None), tokenizer, 128)  # doctest: +SKIP
+    """
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        raise TfkdError("no examples to tokenize. Fix: check the data source.")
+    num_special = 3 if first.is_pair else 2
+    if max_seq_length < num_special + (2 if first.is_pair else 1):
         raise TfkdError(
             f"max_seq_length={max_seq_length} leaves no room for text after [CLS]/[SEP]. "
             "Fix: pass a larger --max_seq_length (e.g. 128)."
         )
-    if len(examples) == 0:
-        raise TfkdError(f"{examples.source}: no examples to tokenize. Fix: check the data source.")
-    budget = max_seq_length - num_special
-    # Both texts of a pair go through one tf.data pipeline: tracing the tokenizer costs more
-    # than tokenizing a small split.
-    flat, text_lengths = _tokenize_texts(examples.text_a + (examples.text_b or []), tokenizer)
-    text_starts = np.cumsum(text_lengths) - text_lengths
-    num = len(examples)
-    len_a, starts_a = text_lengths[:num], text_starts[:num]
-    if examples.is_pair:
-        len_b, starts_b = text_lengths[num:], text_starts[num:]
-        keep_a, keep_b = longest_first(len_a, len_b, budget)
-    else:
-        len_b = keep_b = np.zeros_like(len_a)
-        keep_a = np.minimum(len_a, budget)
+    labels: List[np.ndarray] = []
+    failures: List[Exception] = []
 
-    lengths = keep_a + keep_b + num_special
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    starts = offsets[:-1]
-    token_ids = np.empty(offsets[-1], np.int32)
-    segment_ids = np.zeros(offsets[-1], np.int32)
-    token_ids[starts] = tokenizer.cls_token_id
-    token_ids[_ranges(starts + 1, keep_a)] = flat[_ranges(starts_a, keep_a)]
-    token_ids[starts + 1 + keep_a] = tokenizer.sep_token_id
-    if examples.is_pair:
-        positions_b = _ranges(starts + 2 + keep_a, keep_b)
-        token_ids[positions_b] = flat[_ranges(starts_b, keep_b)]
-        token_ids[offsets[1:] - 1] = tokenizer.sep_token_id
-        segment_ids[positions_b] = 1
-        segment_ids[offsets[1:] - 1] = 1
+    def text_batches():
+        try:
+            for chunk in itertools.chain([first], chunks):
+                if chunk.is_pair != first.is_pair or chunk.has_labels != first.has_labels:
+                    raise ValueError(f"{chunk.source}: chunks differ in being pairs or having labels")
+                labels.append(chunk.labels)
+                for start in range(0, len(chunk), TOKENIZE_BATCH):
+                    batch = slice(start, start + TOKENIZE_BATCH)
+                    yield chunk.text_a[batch]
+                    if chunk.is_pair:
+                        yield chunk.text_b[batch]
+        except Exception as e:  # tf.data would re-raise it as an error without the original type and message
+            failures.append(e)
+
+    # A pair's two texts are consecutive elements, so each tokenizer call can run in parallel.
+    dataset = iter(tf.data.Dataset.from_generator(text_batches, output_signature=tf.TensorSpec([None], tf.string))
+                   .map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE))
+    token_ids, segment_ids = _Int32Stream(), _Int32Stream()
+    lengths: List[np.ndarray] = []
+    num_truncated = 0
+    for texts in zip(*[dataset] * (2 if first.is_pair else 1)):
+        batch_ids, batch_segments, batch_lengths, truncated = _pack(
+            texts, max_seq_length - num_special, tokenizer.cls_token_id, tokenizer.sep_token_id)
+        token_ids.extend(batch_ids)
+        segment_ids.extend(batch_segments)
+        lengths.append(batch_lengths)
+        num_truncated += truncated
+    if failures:
+        raise failures[0]
+    if not lengths:
+        raise TfkdError(f"{first.source}: no examples to tokenize. Fix: check the data source.")
+    lengths = np.concatenate(lengths)
     return TokenizedSplit(
-        token_ids=token_ids,
-        segment_ids=segment_ids,
-        offsets=offsets,
-        lengths=lengths.astype(np.int32),
-        labels=examples.labels,
-        index=np.arange(len(examples), dtype=np.int32),
-        num_truncated=int(np.sum((keep_a < len_a) | (keep_b < len_b))),
+        token_ids=token_ids.array(),
+        segment_ids=segment_ids.array(),
+        offsets=np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]),
+        lengths=lengths,
+        labels=np.concatenate(labels),
+        index=np.arange(len(lengths), dtype=np.int32),
+        num_truncated=num_truncated,
         max_seq_length=max_seq_length,
+        has_labels=first.has_labels,
     )
 
 

@@ -1,9 +1,11 @@
-"""GLUE's official metrics in numpy: accuracy, F1, Matthews correlation, Pearson, Spearman.
+"""GLUE's official metrics in numpy, and macro-F1: accuracy, F1, macro-F1, Matthews correlation, Pearson, Spearman.
 
-Each task lists its metrics (`GlueTask.metrics`); the first is the primary one
+Each task lists its metrics (`TaskSpec.metrics`); the first is the primary one
 tfkd selects the best epoch by. Undefined values (a correlation of a constant
 prediction, F1 or MCC with an empty class) are 0.0, not NaN, so a model that
 predicts one class early in training still compares lower than a real one.
+Binary F1 counts the task's positive class (`TaskSpec.positive_id`; class 1
+for MRPC and QQP).
 
 Example:
 >>> from tfkd.data.tasks import get_task
@@ -17,7 +19,7 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from tfkd.data.tasks import GlueTask
+from tfkd.data.tasks import METRIC_NAMES, TaskSpec
 
 
 def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
@@ -25,23 +27,58 @@ def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
     return float(np.mean(labels == predictions))
 
 
-def f1(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """Binary F1 of the positive class (class id 1)."""
-    tp = np.sum((predictions == 1) & (labels == 1))
-    fp = np.sum((predictions == 1) & (labels != 1))
-    fn = np.sum((predictions != 1) & (labels == 1))
+def f1(labels: np.ndarray, predictions: np.ndarray, positive: int = 1) -> float:
+    """Binary F1 of the class `positive` (class id 1 unless told).
+
+    Example:
+    >>> f1(np.array([0, 0, 1]), np.array([0, 1, 1]), positive=0)
+    0.6666666666666666
+    """
+    tp = np.sum((predictions == positive) & (labels == positive))
+    fp = np.sum((predictions == positive) & (labels != positive))
+    fn = np.sum((predictions != positive) & (labels == positive))
     denominator = 2 * tp + fp + fn
     return float(2 * tp / denominator) if denominator else 0.0
 
 
+def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """The unweighted mean of each class's F1, over the classes that occur in `labels` or `predictions`
+    (as scikit-learn's `f1_score(average="macro")`).
+
+    Example:
+    >>> macro_f1(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]))  # F1 1, 0, 0.5
+    0.5
+    """
+    classes = np.union1d(labels, predictions)
+    return float(np.mean([f1(labels, predictions, positive=c) for c in classes]))
+
+
 def mcc(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """Matthews correlation of binary labels (CoLA's metric)."""
+    """Matthews correlation (CoLA's metric); with more than two classes, its multi-class form
+    (Gorodkin's R_K, as scikit-learn's `matthews_corrcoef`).
+
+    Example:
+    >>> round(mcc(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1])), 4)
+    0.2
+    """
+    if max(np.max(labels), np.max(predictions)) > 1:
+        return _multiclass_mcc(labels, predictions)
     tp = float(np.sum((predictions == 1) & (labels == 1)))
     tn = float(np.sum((predictions != 1) & (labels != 1)))
     fp = float(np.sum((predictions == 1) & (labels != 1)))
     fn = float(np.sum((predictions != 1) & (labels == 1)))
     denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     return float((tp * tn - fp * fn) / denominator) if denominator else 0.0
+
+
+def _multiclass_mcc(labels: np.ndarray, predictions: np.ndarray) -> float:
+    classes, codes = np.unique(np.concatenate([labels, predictions]), return_inverse=True)
+    confusion = np.zeros((len(classes), len(classes)), np.float64)
+    np.add.at(confusion, (codes[:len(labels)], codes[len(labels):]), 1.0)
+    true, predicted, total = confusion.sum(1), confusion.sum(0), confusion.sum()
+    covariance = np.trace(confusion) * total - predicted @ true
+    denominator = np.sqrt((total**2 - predicted @ predicted) * (total**2 - true @ true))
+    return float(covariance / denominator) if denominator else 0.0
 
 
 def pearson(labels: np.ndarray, predictions: np.ndarray) -> float:
@@ -77,20 +114,24 @@ def spearman(labels: np.ndarray, predictions: np.ndarray) -> float:
     return pearson(rank(labels), rank(predictions))
 
 
-METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+METRICS: Dict[str, Callable[..., float]] = {
     "accuracy": accuracy,
     "f1": f1,
+    "macro_f1": macro_f1,
     "mcc": mcc,
     "pearson": pearson,
     "spearman": spearman,
 }
+assert tuple(METRICS) == METRIC_NAMES, "tfkd.data.tasks.METRIC_NAMES must list exactly these metrics"
+# Metrics that take the task's positive class id as `positive`.
+NEEDS_POSITIVE = ("f1",)
 
 
-def compute_metrics(task: GlueTask, labels, predictions) -> Dict[str, float]:
+def compute_metrics(task: TaskSpec, labels, predictions) -> Dict[str, float]:
     """The task's metrics, primary first.
 
     Args:
-        task: the task (its `metrics` say which).
+        task: the task (its `metrics` say which, its `positive_id` which class F1 counts).
         labels: true class ids, or scores for regression, `[N]`.
         predictions: predicted class ids (argmax), or scores for regression, `[N]`.
 
@@ -103,10 +144,13 @@ def compute_metrics(task: GlueTask, labels, predictions) -> Dict[str, float]:
     predictions = np.asarray(predictions).reshape(-1)
     if labels.shape != predictions.shape or labels.size == 0:
         raise ValueError(f"need as many predictions as labels, at least one: {predictions.shape} vs {labels.shape}")
-    return {name: METRICS[name](labels, predictions) for name in task.metrics}
+    return {
+        name: METRICS[name](labels, predictions, **({"positive": task.positive_id} if name in NEEDS_POSITIVE else {}))
+        for name in task.metrics
+    }
 
 
-def primary_metric(task: GlueTask) -> str:
+def primary_metric(task: TaskSpec) -> str:
     """The metric tfkd selects the best epoch by (the first of `task.metrics`).
 
     Args:

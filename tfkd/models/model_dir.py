@@ -2,6 +2,16 @@
 
 A fine-tuned teacher and a distilled student are both saved this way, so
 either can be a `--teacher`, a `--student_init` or the input of `tfkd.export`.
+`tfkd_model.json` records the task spec the head was trained on, so a model
+can be evaluated or used for predictions without naming its task again.
+
+Example:
+>>> from tfkd.data.tasks import get_task
+>>> meta = ModelMetadata(task="mrpc", task_spec=get_task("mrpc").to_dict())
+>>> meta.recorded_task() == get_task("mrpc")
+True
+>>> ModelMetadata(task="sst2").recorded_task().name  # written before task specs were recorded
+'sst2'
 """
 
 from __future__ import annotations
@@ -14,9 +24,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
 
-from tfkd.data.tasks import GlueTask, get_task
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import write_json
+from tfkd.data.tasks import TASKS, TaskSpec, get_task, task_key
 from tfkd.models.bert import BertModel
 
 MODEL_FILE = "model.keras"
@@ -36,6 +46,8 @@ class ModelMetadata:
         role: "teacher" or "student".
         max_seq_length: the sequence length used in training.
         extra: anything else (method, flags, dev metrics, ...).
+        task_spec: the task as `TaskSpec.to_dict` (empty in files written
+            before tfkd recorded it, or for a model without a trained head).
     """
 
     task: str = ""
@@ -45,6 +57,14 @@ class ModelMetadata:
     role: str = "teacher"
     max_seq_length: int = 128
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    task_spec: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def recorded_task(self) -> Optional[TaskSpec]:
+        """The task the head was trained on: the recorded spec, else the predefined task `task` names;
+        None when neither says."""
+        if self.task_spec:
+            return TaskSpec.from_dict(self.task_spec)
+        return get_task(self.task) if task_key(self.task) in TASKS else None
 
 
 def is_model_dir(path: str) -> bool:
@@ -108,9 +128,10 @@ def _classes(label_names: Sequence[str]) -> str:
     return f"classes {', '.join(label_names)}" if label_names else "a score"
 
 
-def check_task(model: BertModel, metadata: ModelMetadata, task: GlueTask, what: str, allow_other_task: bool) -> None:
+def check_task(model: BertModel, metadata: ModelMetadata, task: TaskSpec, what: str, allow_other_task: bool) -> None:
     """Refuses `model` for `task` when its outputs cannot be the task's, or, unless
-    `allow_other_task`, when its metadata says its head was trained on another task.
+    `allow_other_task`, when its metadata says its head was trained on another task
+    (another name, or the same name with other class names).
 
     Args:
         model: the loaded model.
@@ -119,13 +140,15 @@ def check_task(model: BertModel, metadata: ModelMetadata, task: GlueTask, what: 
         what: the model in words, e.g. "the teacher 'runs/t/model'".
         allow_other_task: accept a recorded task other than `task` (`--allow_task_mismatch`).
     """
-    fix = f"use a model fine-tuned on {task.name} (python -m tfkd.train --mode=finetune --task={task.name} ...)"
+    data = f"--train_file={task.train_file} ..." if task.is_file_task else f"--task={task.name} ..."
+    fix = f"use a model fine-tuned on {task.name} (python -m tfkd.train --mode=finetune {data})"
     if model.num_classes != task.num_labels:
         raise TfkdError(
             f"{what} has {model.num_classes} outputs but {task.name} needs {task.num_labels} "
             f"({_classes(task.label_names or ())}). Fix: {fix}."
         )
-    if not metadata.task or metadata.task == task.name or allow_other_task:
+    same_classes = not metadata.label_names or tuple(metadata.label_names) == (task.label_names or ())
+    if not metadata.task or (metadata.task == task.name and same_classes) or allow_other_task:
         return
     try:
         trained = _classes(metadata.label_names or get_task(metadata.task).label_names or ())
