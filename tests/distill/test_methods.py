@@ -10,6 +10,8 @@ import tfkd  # noqa: F401
 from tfkd.distill import Distiller
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import BertModel, StudentShape, build_student
+from tfkd.training.config import MethodConfig
+from tfkd.training.methods import METHODS, method_losses
 
 N, LENGTH, VOCAB = 64, 8, 20
 METHOD_LOSSES = {
@@ -21,6 +23,12 @@ METHOD_LOSSES = {
     "ackd": [("kd", 0.5, {}), ("ackd", 0.5, {"temperature": 0.5})],
     "ckd": [("kd", 0.5, {}), ("ckd_wr_pair", 1.0, {}), ("ckd_wr_angle", 1.0, {}), ("ckd_ltr_pair", 1.0, {}), ("ckd_ltr_angle", 1.0, {})],
 }
+
+
+def test_the_tiny_task_runs_every_method_with_its_own_terms():
+    assert sorted(METHOD_LOSSES) == sorted(METHODS)
+    for method, terms in METHOD_LOSSES.items():
+        assert [spec.key for spec in method_losses(MethodConfig(name=method))][1:] == [key for key, _, _ in terms]
 
 
 def generated_task(seed=0):

@@ -15,21 +15,22 @@ import tensorflow as tf
 from tfkd.core.errors import TfkdError
 from tfkd.losses._common import (
     NEG_LARGE,
+    Outputs,
     check_choice,
     dense,
     example_mask,
     feature_key,
     l2_normalize,
     masked_example_mean,
-    Outputs,
     pool,
     teacher_vector,
 )
 from tfkd.losses._distribute import all_gather, local_rows, replica_id
 from tfkd.losses._memory import FeatureBank, draw_seed, for_this_replica, sample_uniform
 from tfkd.losses.base import (
-    DistillContext,
     DistillationLoss,
+    DistillContext,
+    HyperParameter,
     pair_weights,
     register_loss,
     require_outputs,
@@ -100,6 +101,21 @@ class ACKDLoss(DistillationLoss):
     teacher_needs = ("hidden_states",)
     student_needs = ("hidden_states",)
     diagnostics = ("positive_probability", "sar_weight_max")
+    hyperparameters = (
+        HyperParameter("temperature", float, 0.07, "τ of the contrastive distillation loss."),
+        HyperParameter("weight_temperature", float, 0.1,
+                       "τ_w of the SAR weights (0.1: at 1.0 the weights stay within 1.1x of the mean on SST-2)."),
+        HyperParameter("sar", bool, True, "Sample adaptive reweighting (off: plain CDL)."),
+        HyperParameter("projection_dim", int, 128, "Projection width."),
+        HyperParameter("pooling", str, "mean", "Pooling of the per-layer feature vectors.", choices=("mean", "cls")),
+        HyperParameter("bank_negatives", int, 0,
+                       "Extra negatives per example from a teacher memory bank (0: in-batch only)."),
+        HyperParameter("bank_dtype", str, "float16", "Storage of the banked teacher states.",
+                       choices=("float16", "float32")),
+    )
+    method = "ackd"
+    default_weight = 0.1
+    weight_help = "λ of ACKD."
 
     def __init__(
         self,

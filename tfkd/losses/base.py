@@ -32,11 +32,20 @@ class HiddenMSE(tfkd.DistillationLoss):
             teacher["hidden_states"][t])
         return tfkd.losses.masked_mean(tf.reduce_mean(diff**2, -1), batch["padding_mask"])
 ```
+
+A loss's constructor arguments that a run may set are declared once on its
+class as `HyperParameter`s (`hyperparameters`); `loss_arguments` checks
+values against them and the train command makes each a flag
+`--<flag_prefix>_<name>`.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import numbers
+import types
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import keras
@@ -44,12 +53,126 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd.core.errors import TfkdError
+from tfkd.core.registry import Registry
 from tfkd.losses._distribute import replica_share
 from tfkd.models.layer_map import LayerMap
-from tfkd.core.registry import Registry
 
-LOSSES: Registry = Registry("loss")
+
+class LossRegistry(Registry):
+    """The loss `Registry`, which also knows the order losses were registered in."""
+
+    def in_registration_order(self) -> List[str]:
+        """The registered names, in the order of registration (a method's terms
+        keep the order of their module)."""
+        return list(self._entries)
+
+
+LOSSES: LossRegistry = LossRegistry("loss")
 register_loss = LOSSES.register
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_TRUE, _FALSE = ("true", "t", "yes", "1"), ("false", "f", "no", "0")
+
+
+@dataclasses.dataclass(frozen=True)
+class HyperParameter:
+    """One constructor argument of a loss that a run configuration may set.
+
+    Args:
+        name: the constructor argument.
+        type: int, float, bool or str.
+        default: the constructor's default; None for an optional value that is
+            "not given" by default.
+        help: one line: what it means (the help of its flag).
+        lower, upper: inclusive bounds of an int or float.
+        choices: the values a str accepts.
+
+    Example:
+    >>> margin = HyperParameter("margin", float, 0.3, "Hinge margin.", lower=0.0)
+    >>> margin.coerce("0.5")  # text from a command line
+    0.5
+    >>> margin.coerce(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: below the lower bound 0.0
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    lower: Optional[float] = None
+    upper: Optional[float] = None
+    choices: Optional[Tuple[Any, ...]] = None
+
+    def __post_init__(self) -> None:
+        what = f"hyper-parameter '{self.name}'"
+        if self.type not in _TYPE_NAMES:
+            raise TfkdError(f"{what} has type {self.type!r}. Fix: declare it int, float, bool or str.")
+        if self.choices is not None:
+            if self.type is not str:
+                raise TfkdError(f"{what} lists choices but is {self.type.__name__}. Fix: choices apply to str.")
+            object.__setattr__(self, "choices", tuple(self.choices))
+        if (self.lower is not None or self.upper is not None) and self.type not in (int, float):
+            raise TfkdError(f"{what} has bounds but is {self.type.__name__}. Fix: bounds apply to int and float.")
+        try:
+            self.coerce(self.default)
+        except ValueError as e:
+            raise TfkdError(f"{what}: default {self.default!r} is invalid ({e}). "
+                            "Fix: declare a valid default.") from None
+
+    def coerce(self, value: Any) -> Any:
+        """`value` as this hyper-parameter's type (text is parsed: "3" → 3, "false" → False),
+        or a `ValueError` saying what is wrong with it."""
+        if value is None:
+            if self.default is None:
+                return None
+            raise ValueError(f"it takes {self.expects()}")
+        if isinstance(value, str) and self.type is not str:
+            value = _from_text(value, self.type)
+        if self.type is bool:
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"not {_TYPE_NAMES[bool]}")
+            return bool(value)
+        if self.type is int:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"not {_TYPE_NAMES[int]}")
+            value = int(value)
+        elif self.type is float:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise ValueError(f"not {_TYPE_NAMES[float]}")
+            value = float(value)
+        elif not isinstance(value, str):
+            raise ValueError(f"not {_TYPE_NAMES[str]}")
+        if self.lower is not None and value < self.lower:
+            raise ValueError(f"below the lower bound {self.lower}")
+        if self.upper is not None and value > self.upper:
+            raise ValueError(f"above the upper bound {self.upper}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"not one of {', '.join(map(repr, self.choices))}")
+        return value
+
+    def expects(self) -> str:
+        """What a valid value is, in words (for error messages)."""
+        if self.choices is not None:
+            return f"one of {', '.join(map(repr, self.choices))}"
+        bounds = []
+        if self.lower is not None:
+            bounds.append(f">= {self.lower}")
+        if self.upper is not None:
+            bounds.append(f"<= {self.upper}")
+        return " ".join([_TYPE_NAMES[self.type], " and ".join(bounds)]).strip()
+
+
+def _from_text(text: str, kind: type) -> Any:
+    if kind is bool:
+        if text.strip().lower() in _TRUE + _FALSE:
+            return text.strip().lower() in _TRUE
+        raise ValueError(f"not {_TYPE_NAMES[bool]}")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"not {_TYPE_NAMES[kind]}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +242,22 @@ class DistillationLoss(keras.layers.Layer):
     `<term name>_<diagnostic>` with the loss terms (progress log, TensorBoard), updated
     inside the compiled step without a host sync.
 
+    What a run may configure, declared on the class (the train command derives
+    its flags from these, see `tfkd.cli.method_flags`):
+        hyperparameters: the constructor arguments a configuration may set, as
+            `HyperParameter`s with the constructor's defaults; a subclass adds
+            to its parents' (see `hyperparameters`). The run's seed is passed
+            to a constructor with a `seed` argument and is not declared.
+        flag_prefix: the flags are `--<flag_prefix>_<name>` (default: the
+            registry key; losses sharing a prefix share their flags).
+        method: the built-in method this loss is a term of (pkd, internal,
+            codir, ackd, ckd), on the class itself: a subclass does not
+            inherit it. None: only reached through explicit losses.
+        default_weight, weight_help: the term's weight in its method, and the
+            help of its `--<key>_weight` flag.
+        weight_presets: the term's weight in a named per-task preset (CKD's
+            official weights, say), by preset name.
+
     Args:
         context: a `DistillContext`.
         **kwargs: passed to `keras.layers.Layer` (e.g. `name`).
@@ -127,6 +266,12 @@ class DistillationLoss(keras.layers.Layer):
     teacher_needs: Tuple[str, ...] = ()
     student_needs: Tuple[str, ...] = ("logits",)
     diagnostics: Tuple[str, ...] = ()
+    hyperparameters: Tuple[HyperParameter, ...] = ()
+    flag_prefix: Optional[str] = None
+    method: Optional[str] = None
+    default_weight: float = 1.0
+    weight_help: str = ""
+    weight_presets: Mapping[str, float] = types.MappingProxyType({})
 
     def __init__(self, context: DistillContext, **kwargs):
         # A float32 layer policy under a mixed global policy also keeps Keras from
@@ -169,6 +314,102 @@ class DistillationLoss(keras.layers.Layer):
         config = dict(config)
         config["context"] = DistillContext.from_config(config["context"])
         return cls(**config)
+
+
+def hyperparameters(key: str) -> Tuple[HyperParameter, ...]:
+    """The hyper-parameters loss `key` declares, its parent classes' included
+    (where both declare a name, the subclass's declaration wins).
+
+    Example:
+    >>> [h.name for h in hyperparameters("ckd_wr_angle")]
+    ['alignment', 'window', 'window_mode']
+    """
+    by_name: Dict[str, HyperParameter] = {}
+    for klass in reversed(LOSSES.get(key).__mro__):
+        for declared in vars(klass).get("hyperparameters", ()):
+            by_name[declared.name] = declared
+    return tuple(by_name.values())
+
+
+def flag_prefix(key: str) -> str:
+    """The prefix of loss `key`'s hyper-parameter flags (its `flag_prefix`, else the key).
+
+    Example:
+    >>> flag_prefix("ckd_wr_pair"), flag_prefix("codir")
+    ('ckd', 'codir')
+    """
+    return LOSSES.get(key).flag_prefix or key
+
+
+def constructor_arguments(key: str) -> Dict[str, Any]:
+    """Name → default (`inspect.Parameter.empty` when none) of the named
+    constructor arguments of loss `key` and of the loss classes it extends (a
+    subclass may pass its parent's through `**kwargs`); `context` excluded.
+
+    Example:
+    >>> constructor_arguments("kd")
+    {'temperature': 2.0}
+    """
+    arguments: Dict[str, Any] = {}
+    for klass in LOSSES.get(key).__mro__:
+        if not issubclass(klass, DistillationLoss) or klass is DistillationLoss or "__init__" not in vars(klass):
+            continue
+        for name, param in inspect.signature(klass.__init__).parameters.items():
+            if name not in ("self", "context") and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                arguments.setdefault(name, param.default)
+    return arguments
+
+
+def loss_arguments(key: str, args: Mapping[str, Any], name: Optional[str] = None) -> Dict[str, Any]:
+    """`args` for loss `key`, checked against its declared hyper-parameters:
+    names, types (text, as a command line gives it, is converted: "3" → 3),
+    bounds and choices. A loss that declares none (a user's loss, say) takes
+    its named constructor arguments unchecked, text read as a Python literal.
+
+    Args:
+        key: the loss's registry key.
+        args: argument name → value.
+        name: the term's name, for the error message (default: `key`).
+
+    Returns:
+        The arguments with converted values.
+
+    Raises:
+        TfkdError: one line naming the loss, the argument, the value and the fix.
+
+    Example:
+    >>> loss_arguments("codir", {"num_negatives": "4096", "pooling": "cls"})
+    {'num_negatives': 4096, 'pooling': 'cls'}
+    >>> loss_arguments("kd", {"temperature": "warm"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfkd.core.errors.TfkdError: loss 'kd' (kd) rejects temperature='warm': not a number. Fix: pass a number ...
+    """
+    declared = {h.name: h for h in hyperparameters(key)}
+    known = list(declared) or list(constructor_arguments(key))
+    unknown = [arg for arg in args if arg not in known]
+    if unknown:
+        valid = ", ".join(known) or "(none: it takes no arguments)"
+        raise TfkdError(f"loss '{key}' has no argument '{unknown[0]}'. Fix: use one of {valid}.")
+    if not declared:
+        return {arg: _literal(value) if isinstance(value, str) else value for arg, value in args.items()}
+    checked = {}
+    for arg, value in args.items():
+        try:
+            checked[arg] = declared[arg].coerce(value)
+        except ValueError as e:
+            raise TfkdError(
+                f"loss '{name or key}' ({key}) rejects {arg}={value!r}: {e}. "
+                f"Fix: pass {declared[arg].expects()} (default {declared[arg].default!r})."
+            ) from None
+    return checked
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def to_float32(x: tf.Tensor) -> tf.Tensor:

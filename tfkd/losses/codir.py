@@ -18,13 +18,13 @@ import tensorflow as tf
 from tfkd.core.errors import TfkdError
 from tfkd.losses._common import (
     NEG_LARGE,
+    Outputs,
     check_choice,
     dense,
     example_mask,
     feature_key,
     l2_normalize,
     masked_example_mean,
-    Outputs,
     pool,
     teacher_vector,
 )
@@ -38,7 +38,7 @@ from tfkd.losses._memory import (
     sample_from_pools,
     sample_uniform,
 )
-from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs
+from tfkd.losses.base import DistillationLoss, DistillContext, HyperParameter, register_loss, require_outputs
 
 # The official CRD code adds this inside the NCE denominators.
 _NCE_EPS = 1e-7
@@ -183,6 +183,37 @@ class CoDIRLoss(DistillationLoss):
     teacher_needs = ("hidden_states",)
     student_needs = ("hidden_states",)
     diagnostics = ("positive_probability", "fresh_loss")
+    hyperparameters = (
+        HyperParameter("temperature", float, 0.07, "τ of CoDIR's InfoNCE."),
+        HyperParameter("num_negatives", int, 100, "K negatives per example."),
+        HyperParameter("projection_dim", int, 128, "d_c of the projection heads."),
+        HyperParameter("momentum", float, 0.5, "μ of the memory-bank update."),
+        HyperParameter("pooling", str, "mean", "Summary vector pooling: masked mean (paper) or [CLS] (official code).",
+                       choices=("mean", "cls")),
+        HyperParameter("layers", str, "mapped", "Layers concatenated into the summary vector.",
+                       choices=("mapped", "all")),
+        HyperParameter("teacher_layers", str, None,
+                       "Explicit teacher layers for the teacher summary (official code, 6→3: 1,3,5)."),
+        HyperParameter("negatives", str, "auto",
+                       "Negative sampling; auto: label-aware for classification, uniform for regression.",
+                       choices=("auto", "label_aware", "uniform", "in_batch")),
+        HyperParameter("objective", str, "infonce",
+                       "infonce: negatives' teacher summaries projected by the current head every step (default); "
+                       "infonce_bank: positive and negatives from a momentum bank; infonce_stale: fresh positive "
+                       "against bank negatives (collapses; earlier runs only); nce: the official code's CRD form.",
+                       choices=OBJECTIVES),
+        HyperParameter("bank_init", str, "teacher",
+                       "Projected banks (infonce_bank, infonce_stale, nce): fill by one teacher pass, or randomly "
+                       "(official code).", choices=("teacher", "random")),
+        HyperParameter("pool_size", int, 0,
+                       "infonce: keep the teacher summaries of only this many random training examples as negatives "
+                       "(bounds memory on large sets); 0: all.", lower=0),
+        HyperParameter("bank_dtype", str, "float16", "Storage of the teacher summaries CoDIR keeps for its negatives.",
+                       choices=("float16", "float32")),
+    )
+    method = "codir"
+    default_weight = 0.1
+    weight_help = "λ of CoDIR (mean reduction; the official code's λ corresponds to λ/B here)."
 
     def __init__(
         self,

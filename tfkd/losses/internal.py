@@ -13,19 +13,19 @@ import tensorflow as tf
 
 from tfkd.core.errors import TfkdError
 from tfkd.losses._common import (
+    Outputs,
     apply_optional,
     example_mask,
     feature_key,
     l2_normalize,
     masked_example_mean,
-    Outputs,
     pair_projections,
     teacher_vector,
     token_mask,
 )
 from tfkd.losses.base import (
-    DistillContext,
     DistillationLoss,
+    DistillContext,
     masked_mean,
     register_loss,
     require_outputs,
@@ -62,6 +62,9 @@ class AttentionKLLoss(DistillationLoss):
 
     teacher_needs = ("attentions",)
     student_needs = ("attentions",)
+    method = "internal"
+    default_weight = 1.0
+    weight_help = "Weight of the attention KL loss."
 
     def __init__(self, context: DistillContext, **kwargs):
         super().__init__(context, **kwargs)
@@ -108,6 +111,9 @@ class CLSCosineLoss(DistillationLoss):
 
     teacher_needs = ("hidden_states",)
     student_needs = ("hidden_states",)
+    method = "internal"
+    default_weight = 1.0
+    weight_help = "Weight of the [CLS] cosine loss."
 
     def __init__(self, context: DistillContext, **kwargs):
         super().__init__(context, **kwargs)

@@ -11,7 +11,14 @@ from typing import Any, Dict, Tuple
 import tensorflow as tf
 
 from tfkd.losses._common import Outputs
-from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs, to_float32
+from tfkd.losses.base import (
+    DistillationLoss,
+    DistillContext,
+    HyperParameter,
+    register_loss,
+    require_outputs,
+    to_float32,
+)
 
 
 @register_loss("ce")
@@ -31,6 +38,8 @@ class CrossEntropyLoss(DistillationLoss):
     """
 
     student_needs = ("logits",)
+    # The output terms share the kd_ flags (their weights are kd_beta's).
+    flag_prefix = "kd"
 
     def call(self, teacher: Outputs, student: Outputs, batch: Outputs, training: bool = False) -> tf.Tensor:
         require_outputs(student, ["logits"], "student", "ce")
@@ -60,6 +69,9 @@ class KDLoss(DistillationLoss):
 
     teacher_needs = ("logits",)
     student_needs = ("logits",)
+    hyperparameters = (
+        HyperParameter("temperature", float, 2.0, "Softmax temperature T of KD (the loss is scaled by T²)."),
+    )
 
     def __init__(self, context: DistillContext, temperature: float = 2.0, **kwargs):
         super().__init__(context, **kwargs)

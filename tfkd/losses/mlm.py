@@ -18,9 +18,9 @@ import tensorflow as tf
 from keras_hub.src.models.bert.bert_backbone import bert_kernel_initializer
 
 from tfkd.core.errors import TfkdError
-from tfkd.losses._distribute import replica_share
 from tfkd.losses._common import Outputs
-from tfkd.losses.base import DistillContext, DistillationLoss, register_loss, require_outputs
+from tfkd.losses._distribute import replica_share
+from tfkd.losses.base import DistillationLoss, DistillContext, HyperParameter, register_loss, require_outputs
 
 
 @register_loss("mlm")
@@ -55,6 +55,10 @@ class MaskedLMLoss(DistillationLoss):
 
     teacher_needs = ()
     student_needs = ("hidden_states",)
+    # token_embedding is the student's own layer, passed by the caller: not a hyper-parameter.
+    hyperparameters = (
+        HyperParameter("layer_norm_epsilon", float, 1e-12, "ε of the MLM head's LayerNorm (BERT: 1e-12).", lower=0.0),
+    )
 
     def __init__(
         self,

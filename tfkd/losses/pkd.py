@@ -10,19 +10,20 @@ from typing import Any, Dict, Optional, Tuple
 import tensorflow as tf
 
 from tfkd.losses._common import (
+    Outputs,
     apply_optional,
     check_choice,
     example_mask,
     feature_key,
     l2_normalize,
     masked_example_mean,
-    Outputs,
     pair_projections,
     teacher_vector,
 )
 from tfkd.losses.base import (
-    DistillContext,
     DistillationLoss,
+    DistillContext,
+    HyperParameter,
     masked_mean,
     register_loss,
     require_outputs,
@@ -55,6 +56,12 @@ class PKDLoss(DistillationLoss):
 
     teacher_needs = ("hidden_states",)
     student_needs = ("hidden_states",)
+    hyperparameters = (
+        HyperParameter("variant", str, "cls", "PKD: [CLS] vectors or all valid tokens.", choices=("cls", "all_tokens")),
+    )
+    method = "pkd"
+    default_weight = 100.0
+    weight_help = "Weight of the PKD L2 loss (normalised vectors give small values; PKD used 100-500)."
 
     def __init__(self, context: DistillContext, variant: str = "cls", **kwargs):
         super().__init__(context, **kwargs)
