@@ -56,8 +56,9 @@ def test_pretrain_writes_a_student_that_fine_tuning_starts_from(setup, tmp_path)
     assert "KD on MLM logits: skipped" in result.stdout
     results = json.loads((workdir / "results.json").read_text())
     assert results["train_examples"] == 40 and results["train_examples_per_second"] > 0
-    assert np.isfinite(results["mlm_loss"]) and results["mlm_loss"] > 0
-    assert np.isfinite(results["codir_loss"]) and results["codir_loss"] > 0
+    final = results["pretrain"]["loss_history"][-1]
+    assert np.isfinite(final["mlm"]) and final["mlm"] > 0
+    assert np.isfinite(final["codir"]) and final["codir"] > 0
     pretrained, _, metadata = load_model_dir(str(workdir / "model"))
     assert metadata.role == "student" and metadata.task == "" and metadata.extra["stage"] == "codir_pretrain"
     assert pretrained.num_layers == 2 and not any("mlm" in w.path or "codir" in w.path for w in pretrained.weights)

@@ -84,24 +84,12 @@ def assert_one_clear_error(result, status, message):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--task=sts"], "unknown task 'sts'"),
-        (["--layer_map=1,2,3"], "--layer_map has 3 entries but the student has 1"),
-        (["--teacher=/no/such/teacher"], "does not exist"),
-        (["--glue_dir=/no/such/glue"], "/no/such/glue"),
-        (["--losses=ce:0.5,nosuchloss:1"], "unknown loss 'nosuchloss'"),
-        (["--student_hidden_dim=12"], "hidden_dim: student 12 vs source 16"),
-        (["--loss_args=kd.temprature=0.1"], "loss 'kd' has no argument 'temprature'. Fix: use one of temperature"),
-        (["--loss_args=kd.temperature=warm"], "loss 'kd' (kd) rejects temperature='warm'"),
-        (["--max_seq_length=64"], "--max_seq_length=64 exceeds the 32 positions"),
-        (["--task=mrpc"], "was fine-tuned on sst2 (classes negative, positive), not on mrpc (classes not_equivalent, "
-                          "equivalent): its outputs mean other things. Fix: "),
-    ],
-)
-def test_bad_input_gives_one_clear_error(tiny_setup, tmp_path, args, message):
-    assert_one_clear_error(run_train(*common(tiny_setup, tmp_path / "bad", *args), timeout=300), 2, message)
+def test_bad_input_gives_one_clear_error(tiny_setup, tmp_path):
+    # Every bad setting is checked by the library (tests/training/test_api.py); the command turns the
+    # error into one line and status 2.
+    result = run_train(*common(tiny_setup, tmp_path / "bad", "--layer_map=1,2,3"), timeout=300)
+    assert_one_clear_error(result, 2, "tfkd: error: --layer_map has 3 entries but the student has 1")
+    assert sum(line.startswith("tfkd:") for line in result.stderr.splitlines()) == 1
 
 
 def test_a_teacher_of_another_task_is_used_only_when_allowed(tiny_setup, tmp_path):

@@ -217,7 +217,7 @@ def test_geometric_buckets_beat_multiples_of_eight_on_short_texts():
 
 def test_dataset_shapes_dtypes_and_padding():
     split = split_of(LENGTHS)
-    batches = list(make_dataset(split, 8, shuffle=True, seed=1, epochs=1, window_batches=4))
+    batches = list(make_dataset(split, 8, shuffle=True, seed=1, epochs=1, window_batches=4, pad_to_multiple_of=8))
     assert len(batches) == 13
     for batch in batches:
         ids, mask = batch["token_ids"].numpy(), batch["padding_mask"].numpy()

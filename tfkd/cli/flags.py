@@ -1,6 +1,6 @@
-"""Flags shared by the training commands (`tfkd.train`, `tfkd.pretrain`), the
-progress line (`log`) every tfkd command prints and the entry-point wrapper
-(`run_cli`) that turns a user error into one line instead of a traceback.
+"""Flags shared by the training commands (`tfkd.train`, `tfkd.pretrain`, `tfkd.bench`), their
+mapping onto the run configuration (`tfkd.training.config`), and the entry-point
+wrapper (`run_cli`) that turns a user error into one line instead of a traceback.
 
 Each command calls the `define_*` groups it needs, so a flag means the same
 thing, with the same default and help, wherever it appears. absl attributes
@@ -12,7 +12,7 @@ Out-of-range numbers are refused while the flags are parsed, before
 TensorFlow does any work: absl prints the flag, the bound and the value.
 
 Example:
-    from tfkd import cli_flags
+    from tfkd.cli import flags as cli_flags
     cli_flags.define_student_flags()
     cli_flags.define_optimization_flags(learning_rate=1e-4)
     cli_flags.run_cli(main)
@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from absl import app, flags
 
 from tfkd.core.errors import EXIT_INTERRUPTED, TfkdError
+from tfkd.core.log import log  # noqa: F401  (the commands' progress line is the library's)
 from tfkd.runtime.precision import PRECISIONS
 from tfkd.runtime.strategy import STRATEGIES
+from tfkd.training.config import OptimConfig, RuntimeConfig, StudentConfig
 
 # Flags defined by the functions below count as the calling command's own.
 flags.disclaim_key_flags()
@@ -114,6 +116,26 @@ def run_cli(main: Callable[[List[str]], None]) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def log(message: str) -> None:
-    """One progress line of a tfkd command."""
-    print(f"[tfkd] {message}", flush=True)
+def student_config(values) -> StudentConfig:
+    """The student flags (`define_student_flags`, `--dropout`, `--student_init`) as a `StudentConfig`."""
+    return StudentConfig(
+        num_layers=values.student_layers, hidden_dim=values.student_hidden_dim, num_heads=values.student_heads,
+        intermediate_dim=values.student_intermediate_dim, dropout=values.dropout, init=values.student_init,
+        layers_from=tuple(int_list(values.student_layers_from)),
+    )
+
+
+def optim_config(values, epochs: Optional[int] = None) -> OptimConfig:
+    """The optimisation flags (`define_optimization_flags`, `--seed`, and `--epochs` unless given) as an `OptimConfig`."""
+    return OptimConfig(epochs=values.epochs if epochs is None else epochs, learning_rate=values.learning_rate,
+                       warmup_ratio=values.warmup_ratio, weight_decay=values.weight_decay, clipnorm=values.clipnorm,
+                       seed=values.seed)
+
+
+def runtime_config(values, **command_specific) -> RuntimeConfig:
+    """The runtime flags (`define_runtime_flags`) as a `RuntimeConfig`; a command adds the ones only it has."""
+    return RuntimeConfig(
+        jit_compile=values.jit_compile, mixed_precision=values.mixed_precision, strategy=values.strategy,
+        tpu=values.tpu, cpu_replicas=values.cpu_replicas, tensorboard_update_freq=values.tensorboard_update_freq,
+        **command_specific,
+    )

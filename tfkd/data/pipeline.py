@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from keras_hub.models import BertTokenizer
 
 TOKENIZE_BATCH = 512
+# Every pass of a run (training, dev evaluation, teacher cache, loss preparation) batches with the
+# run's value; this default is the commands' (geometric buckets, see `bucket_widths`).
+DEFAULT_PAD_TO_MULTIPLE_OF = 0
 
 
 @dataclasses.dataclass
@@ -261,7 +264,7 @@ def _round_up(n, multiple: int):
     return -(-n // multiple) * multiple
 
 
-def bucket_widths(max_length: int, pad_to_multiple_of: int = 8) -> np.ndarray:
+def bucket_widths(max_length: int, pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF) -> np.ndarray:
     """The padded lengths a batch can get, ascending, the last one ≥ `max_length`.
 
     `pad_to_multiple_of > 0`: its multiples. `0` ("geometric"): multiples of
@@ -359,7 +362,7 @@ def _padded_lengths(split: TokenizedSplit, plan: List[np.ndarray], pad_to_multip
 
 
 def padding_efficiency(
-    split: TokenizedSplit, batch_size: int, pad_to_multiple_of: int = 8, *, seed: int = 0, window_batches: int = 50
+    split: TokenizedSplit, batch_size: int, pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF, *, seed: int = 0, window_batches: int = 50
 ) -> float:
     """Real tokens / padded tokens over the epoch-0 training plan (1.0: no padding).
 
@@ -382,7 +385,7 @@ def padding_efficiency(
 def bucket_lengths(
     split: TokenizedSplit,
     batch_size: int,
-    pad_to_multiple_of: int = 8,
+    pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF,
     *,
     shuffle: bool = True,
     seed: int = 0,
@@ -435,7 +438,7 @@ def make_dataset(
     epochs: int = 1,
     start_epoch: int = 0,
     start_step: int = 0,
-    pad_to_multiple_of: int = 8,
+    pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF,
     window_batches: int = 50,
     extras: Optional[Mapping[str, np.ndarray]] = None,
 ) -> tf.data.Dataset:

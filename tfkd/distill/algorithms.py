@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 
 import keras
 
+from tfkd.core.log import log
 from tfkd.core.errors import TfkdError
 from tfkd.core.registry import Registry
 
@@ -173,6 +174,6 @@ class StageScheduler(keras.callbacks.Callback):
             stage = self.stages[index]
             self.distiller.set_stage(stage.loss_weights, stage.pair_weights, stage.grad_scale)
             if self.current is not None or len(self.stages) > 1:
-                print(f"\n[tfkd] stage '{stage.name}' from step {self.step} ({stage.steps} steps)")
+                log(f"stage '{stage.name}' from step {self.step} ({stage.steps} steps)")
             self.current = index
         self.step += 1

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkd.core.log import log
 from tfkd.distill.teacher_cache import cached_outputs
 from tfkd.losses._distribute import all_reduce_sum
 from tfkd.losses.base import LOSSES, DistillationLoss
@@ -373,7 +374,7 @@ class Distiller(keras.Model):
                 progress.update(step + 1)
 
         for layer in preparing:
-            print(f"Preparing loss '{layer.name}': one teacher pass over the training set")
+            log(f"preparing loss '{layer.name}': one teacher pass over the training set")
             layer.prepare(batches())
 
     # --- algorithm controls ---------------------------------------------------------------

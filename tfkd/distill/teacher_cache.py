@@ -33,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd.data.pipeline import TokenizedSplit, make_dataset, steps_per_epoch
+from tfkd.data.pipeline import DEFAULT_PAD_TO_MULTIPLE_OF, TokenizedSplit, make_dataset, steps_per_epoch
 from tfkd.data.tokenizer import vocab_checksum
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import write_json
@@ -166,7 +166,8 @@ def _load(directory: str, expected: Mapping, split: TokenizedSplit) -> Dict[str,
 
 
 def _build(
-    directory: str, teacher: keras.Model, split: TokenizedSplit, keys: Sequence[str], dtype: str, batch_size: int
+    directory: str, teacher: keras.Model, split: TokenizedSplit, keys: Sequence[str], dtype: str, batch_size: int,
+    pad_to_multiple_of: int,
 ) -> Dict[str, np.ndarray]:
     @tf.function
     def forward(batch):
@@ -175,7 +176,8 @@ def _build(
 
     num_batches = steps_per_epoch(split, batch_size)
     # Evaluation order, with each example's row position riding along.
-    dataset = make_dataset(split, batch_size, shuffle=False, seed=0, extras={"row": np.arange(len(split), dtype=np.int32)})
+    dataset = make_dataset(split, batch_size, shuffle=False, seed=0, pad_to_multiple_of=pad_to_multiple_of,
+                           extras={"row": np.arange(len(split), dtype=np.int32)})
     arrays: Dict[str, np.ndarray] = {}
     progress = keras.utils.Progbar(num_batches, unit_name="batch")
     for step, batch in enumerate(dataset):
@@ -197,6 +199,7 @@ def load_or_build(
     features: Sequence[str],
     dtype: str = "float32",
     batch_size: int = 64,
+    pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF,
 ) -> TeacherCache:
     """The cache of `features` for `split` in `directory`: loaded when its
     fingerprint matches, computed (one teacher pass, with a progress bar) when
@@ -211,6 +214,7 @@ def load_or_build(
         features: the feature names (`cacheable_features`).
         dtype: "float32", or "float16" for half the memory.
         batch_size: batch size of the teacher pass.
+        pad_to_multiple_of: its bucketing (the run's, so the pass compiles the shapes training compiles).
     """
     if dtype not in DTYPES:
         raise TfkdError(f"teacher-cache dtype '{dtype}' is not supported. Fix: use one of {', '.join(DTYPES)}.")
@@ -235,7 +239,7 @@ def load_or_build(
             f"{directory} is not empty but holds no teacher-output cache ({FINGERPRINT} is missing). "
             "Fix: point --teacher_cache at an empty or new directory."
         )
-    arrays = _build(directory, teacher, split, features, dtype, batch_size)
+    arrays = _build(directory, teacher, split, features, dtype, batch_size, pad_to_multiple_of)
     # One staging folder per process: runs sharing a cache directory may build it at the same time.
     staging = f"{directory.rstrip('/')}.partial-{os.getpid()}"
     try:
@@ -250,7 +254,7 @@ def load_or_build(
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             # Another run finished this cache first: use it, checked like any other.
-            return load_or_build(directory, teacher, vocab_path, split, features, dtype, batch_size)
+            return load_or_build(directory, teacher, vocab_path, split, features, dtype, batch_size, pad_to_multiple_of)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return TeacherCache(directory, arrays, built=True)

@@ -8,7 +8,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfkd.data.pipeline import TokenizedSplit, make_dataset
+from tfkd.data.pipeline import DEFAULT_PAD_TO_MULTIPLE_OF, TokenizedSplit, make_dataset
 from tfkd.data.tasks import GlueTask
 from tfkd.evaluate.metrics import compute_metrics
 from tfkd.models.bert import INPUT_NAMES, BertModel
@@ -32,16 +32,19 @@ class Evaluator:
         split: the tokenized dev split.
         batch_size: evaluation batch size.
         jit_compile: compile the forward pass with XLA.
+        pad_to_multiple_of: bucketing of the batches (the run's, so dev evaluation compiles the shapes
+            training compiles; 0: geometric buckets).
 
     Example:
     >>> metrics = Evaluator(task, dev_split, 64).evaluate(model)
     >>> metrics["accuracy"]
     """
 
-    def __init__(self, task: GlueTask, split: TokenizedSplit, batch_size: int = 64, jit_compile: bool = True):
+    def __init__(self, task: GlueTask, split: TokenizedSplit, batch_size: int = 64, jit_compile: bool = True,
+                 pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF):
         self.task = task
         self.split = split
-        self.dataset = make_dataset(split, batch_size, shuffle=False, seed=0)
+        self.dataset = make_dataset(split, batch_size, shuffle=False, seed=0, pad_to_multiple_of=pad_to_multiple_of)
         self.jit_compile = jit_compile
         self._forwards: Dict[int, object] = {}
 

@@ -35,7 +35,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import tfkd
-from tfkd.cli.flags import log as cli_log
+from tfkd.core.log import log as cli_log
 from tfkd.data import Examples, TokenizedSplit, length_percentile, load_split, make_tokenizer, tokenize, vocab_checksum
 from tfkd.core.errors import TfkdError
 from tfkd.export.blessing import Blessing, bless

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 from safetensors.numpy import save_file
 
-from tfkd.cli.flags import log as cli_log
+from tfkd.core.log import log as cli_log
 from tfkd.core.errors import TfkdError
 from tfkd.export.blessing import bless
 from tfkd.export.exporter import as_float32

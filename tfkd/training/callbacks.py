@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 import keras
 import tensorflow as tf
 
+from tfkd.core.log import log
 from tfkd.core.errors import TfkdError, TrainingPreempted
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
@@ -85,7 +86,7 @@ class DevEvaluation(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         line = ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items())
         improved = self._add(epoch + 1, metrics)
-        print(f"\n[tfkd] epoch {epoch + 1} dev: {line}{'  (best so far)' if improved else ''}")
+        log(f"epoch {epoch + 1} dev: {line}{'  (best so far)' if improved else ''}")
         if improved:
             self.save_best(epoch + 1, metrics)
         if self.history_path:
@@ -260,7 +261,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if self.step % self.steps_per_epoch:
             # fit resets the running loss means when the interrupted epoch starts again.
             self._resumed_metrics = [v.numpy() for v in self._metric_vars]
-        print(f"[tfkd] resumed from {path} at {self.where(self.step)}", flush=True)
+        log(f"resumed from {path} at {self.where(self.step)}")
         return self.step
 
     def save(self) -> str:
@@ -269,7 +270,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             path = self.manager.save(checkpoint_number=self.step)
         except tf.errors.ResourceExhaustedError as e:  # what TensorFlow's writer raises on ENOSPC and EDQUOT
             raise self._no_space(e) from None
-        print(f"\n[tfkd] saved checkpoint {path} at {self.where(self.step)}", flush=True)
+        log(f"saved checkpoint {path} at {self.where(self.step)}")
         return path
 
     def _no_space(self, error: Exception) -> TfkdError:
@@ -326,7 +327,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         epoch_end = self.step % self.steps_per_epoch == 0
         preempted = self.preemption is not None and self.preemption.requested
         if preempted and epoch_end:
-            print(f"\n[tfkd] {self.preemption.signal_name} received: stopping after this epoch's dev evaluation and checkpoint", flush=True)
+            log(f"{self.preemption.signal_name} received: stopping after this epoch's dev evaluation and checkpoint")
         stop = preempted and not epoch_end
         periodic = self.every_steps > 0 and self.step % self.every_steps == 0 and not epoch_end
         if stop or periodic or epoch_end or self.step % self.check_every_steps == 0:

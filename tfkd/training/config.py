@@ -235,6 +235,57 @@ class RunConfig:
         return cls(**kwargs)
 
 
+@dataclasses.dataclass
+class MLMConfig:
+    """BERT's masking for CoDIR pre-training (keras-hub's `MaskedLMMaskGenerator`).
+
+    Args:
+        probability: fraction of the real tokens (not [CLS]/[SEP]) predicted per example.
+        mask_token_rate: fraction of the predicted tokens replaced by [MASK].
+        random_token_rate: fraction replaced by a random token (the rest are kept).
+    """
+
+    probability: float = 0.15
+    mask_token_rate: float = 0.8
+    random_token_rate: float = 0.1
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """CoDIR's pre-training stage: the student's masked-LM loss plus CoDIR against the teacher, on unlabelled text.
+
+    Args:
+        workdir: output directory (model/, checkpoints/, logs/, results.json).
+        text_file: a UTF-8 corpus, one sentence per line; or empty and `data.task` names a GLUE task whose
+            training texts (labels dropped) are the corpus.
+        data: corpus task, GLUE directory, subset, lengths and batching.
+        teacher: the teacher (its head plays no part).
+        student: shape and initialisation ('pretrained', 'teacher' or 'random').
+        mlm: the masking.
+        method: the weighted losses, by default `mlm` 1.0 + `codir` 0.1 with uniform negatives; a zero
+            weight drops a term (CoDIR 0: MLM only, no teacher pass).
+        optim: learning rate schedule and seed.
+        runtime: as for training.
+        allow_changed: resume although settings that change the run differ.
+    """
+
+    workdir: str
+    text_file: str = ""
+    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(task=""))
+    teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
+    student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
+    mlm: MLMConfig = dataclasses.field(default_factory=MLMConfig)
+    method: MethodConfig = dataclasses.field(default_factory=lambda: MethodConfig(
+        name="custom", losses=(("mlm", 1.0), ("codir", 0.1)), loss_args={"codir": {"negatives": "uniform"}}))
+    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(learning_rate=1e-4))
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    allow_changed: bool = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain JSON-able values, by section."""
+        return _plain(dataclasses.asdict(self))
+
+
 SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig, "method": MethodConfig,
             "optim": OptimConfig, "runtime": RuntimeConfig}
 

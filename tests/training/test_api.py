@@ -1,0 +1,152 @@
+"""The library API in-process: `tfkd.run_finetune`, `tfkd.run_distill` and `tfkd.run_pretrain` on tiny models.
+
+No subprocess and no flag: a notebook user's path. The same tiny teacher and
+SST-2-shaped TSV files as the command tests (`tests/cli/test_train.py`).
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+from absl import flags
+
+import tfkd
+from tests.cli.test_train import tiny_setup  # noqa: F401  (a fixture)
+from tfkd.data import pipeline
+from tfkd.distill import teacher_cache
+from tfkd.evaluate import evaluator
+from tfkd.training import trainer
+
+
+def tiny_config(setup, workdir, **method) -> tfkd.RunConfig:
+    return tfkd.RunConfig(
+        workdir=str(workdir),
+        data=tfkd.DataConfig(task="sst2", glue_dir=str(setup / "glue"), max_seq_length=16, batch_size=8,
+                             eval_batch_size=8),
+        teacher=tfkd.TeacherConfig(source=str(setup / "teacher")),
+        student=tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, init="teacher"),
+        method=tfkd.MethodConfig(**method),
+        optim=tfkd.OptimConfig(epochs=2, learning_rate=1e-3),
+        runtime=tfkd.RuntimeConfig(jit_compile=False),
+    )
+
+
+def test_distill_from_python_returns_the_result_it_writes_and_resumes(tiny_setup, tmp_path, capsys):
+    config = tiny_config(tiny_setup, tmp_path / "kd", name="kd")
+    result = tfkd.run_distill(config)
+    assert isinstance(result, tfkd.RunResult)
+    assert result.kind == "distill" and result.task == "sst2" and result.primary_metric == "accuracy"
+    assert len(result.dev_history) == 2 and result.best_epoch in (1, 2)
+    assert result.flags is None  # started from Python: no command flags
+    assert tfkd.RunConfig.from_dict(result.config) == config
+    assert tfkd.read_result(str(tmp_path / "kd")) == result
+    assert os.path.exists(tmp_path / "kd" / "model" / "model.keras")
+    assert "[tfkd] epoch 2 dev: accuracy" in capsys.readouterr().out
+    # The same call again resumes after the last epoch: nothing is retrained, the result is the same.
+    again = tfkd.run_distill(config)
+    assert again.best_dev == result.best_dev and again.dev_history == result.dev_history
+    assert "resumed from" in capsys.readouterr().out
+
+
+def test_a_changed_setting_is_refused_on_resume_unless_allowed(tiny_setup, tmp_path):
+    config = tiny_config(tiny_setup, tmp_path / "run", name="kd")
+    tfkd.run_distill(dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=1)))
+    changed = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=1, learning_rate=5e-4))
+    with pytest.raises(tfkd.TfkdError, match="optim.learning_rate"):
+        tfkd.run_distill(changed)
+    result = tfkd.run_distill(dataclasses.replace(changed, allow_changed=True))
+    assert [c["flag"] for c in result.flag_changes] == ["optim.learning_rate"]
+
+
+def test_finetune_the_student_alone_and_the_api_never_touches_absl_flags(tiny_setup, tmp_path):
+    before = sorted(flags.FLAGS)
+    result = tfkd.run_finetune(dataclasses.replace(tiny_config(tiny_setup, tmp_path / "ft"), finetune_model="student"))
+    assert result.kind == "finetune" and [loss.key for loss in result.losses] == ["ce"]
+    assert result.student.layers == 1
+    assert sorted(flags.FLAGS) == before
+
+
+def test_a_custom_objective_and_loss_arguments(tiny_setup, tmp_path):
+    result = tfkd.run_distill(tiny_config(tiny_setup, tmp_path / "custom", name="custom",
+                                          losses=(("ce", 0.5), ("kd", 0.5), ("pkd", 10.0)),
+                                          loss_args={"kd": {"temperature": 4.0}}))
+    terms = {loss.key: loss for loss in result.losses}
+    assert terms["pkd"].weight == 10.0 and terms["kd"].args["temperature"] == 4.0
+    with pytest.raises(tfkd.TfkdError, match="loss 'kd' has no argument 'temprature'"):
+        tfkd.run_distill(tiny_config(tiny_setup, tmp_path / "bad", loss_args={"kd": {"temprature": 4.0}}))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"data": {"task": "sts"}}, "unknown task 'sts'"),
+        ({"method": {"layer_map": (1, 2, 3)}}, "--layer_map has 3 entries but the student has 1"),
+        ({"teacher": {"source": "/no/such/teacher"}}, "does not exist"),
+        ({"data": {"glue_dir": "/no/such/glue"}}, "/no/such/glue"),
+        ({"method": {"name": "custom", "losses": (("ce", 0.5), ("nosuchloss", 1.0))}}, "unknown loss 'nosuchloss'"),
+        ({"student": {"hidden_dim": 12}}, "hidden_dim: student 12 vs source 16"),
+        ({"method": {"loss_args": {"kd": {"temprature": 0.1}}}}, "loss 'kd' has no argument 'temprature'"),
+        ({"method": {"loss_args": {"kd": {"temperature": "warm"}}}}, "temperature"),
+        ({"data": {"max_seq_length": 64}}, "--max_seq_length=64 exceeds the 32 positions"),
+        ({"data": {"task": "mrpc"}}, "was fine-tuned on sst2 (classes negative, positive), not on mrpc (classes "
+                                     "not_equivalent, equivalent): its outputs mean other things. Fix: "),
+    ],
+)
+def test_bad_settings_give_one_clear_error(tiny_setup, tmp_path, change, message):
+    config = tiny_config(tiny_setup, tmp_path / "bad")
+    config = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **fields)
+                                            for section, fields in change.items()})
+    with pytest.raises(tfkd.TfkdError) as error:
+        tfkd.run_distill(config)
+    assert message in str(error.value) and "Fix:" in str(error.value)
+
+
+def test_every_pass_of_a_run_batches_to_the_same_widths(tiny_setup, tmp_path, monkeypatch):
+    """Training, dev evaluation, the teacher cache and the loss-preparation (bank) pass all pad to the run's
+    widths, so together they compile no shape that training alone would not."""
+    widths = {}
+
+    def recording(module, name):
+        make = module.make_dataset
+
+        def make_dataset(split, batch_size, *args, **kwargs):
+            dataset = make(split, batch_size, *args, **kwargs)
+            widths.setdefault(name, set()).update(int(b["token_ids"].shape[1]) for b in dataset)
+            return dataset
+
+        monkeypatch.setattr(module, "make_dataset", make_dataset)
+
+    recording(trainer, "trainer (training and bank pass)")
+    recording(evaluator, "dev evaluation")
+    recording(teacher_cache, "teacher cache")
+    config = tiny_config(tiny_setup, tmp_path / "codir", name="codir", loss_args={"codir": {"num_negatives": 4}})
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, pad_to_multiple_of=6))
+    tfkd.run_distill(config)
+    assert set(widths) == {"trainer (training and bank pass)", "dev evaluation", "teacher cache"}
+    allowed = set(pipeline.bucket_widths(16, 6).tolist())
+    for name, seen in widths.items():
+        assert seen <= allowed, (name, seen)
+
+
+def test_pretrain_from_python(tiny_setup, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    rng = np.random.default_rng(0)
+    corpus.write_text("\n".join(" ".join(rng.choice(["good", "bad", "movie", "the", "plot"], 5)) for _ in range(24)))
+    config = tfkd.PretrainConfig(
+        workdir=str(tmp_path / "pre"), text_file=str(corpus),
+        data=tfkd.DataConfig(task="", max_seq_length=16, batch_size=8, eval_batch_size=8),
+        teacher=tfkd.TeacherConfig(source=str(tiny_setup / "teacher")),
+        student=tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, init="teacher"),
+        method=dataclasses.replace(tfkd.PretrainConfig(workdir="").method,
+                                   loss_args={"codir": {"negatives": "uniform", "num_negatives": 4}}),
+        optim=tfkd.OptimConfig(epochs=1, learning_rate=1e-3),
+        runtime=tfkd.RuntimeConfig(jit_compile=False),
+    )
+    result = tfkd.run_pretrain(config)
+    assert result.kind == "pretrain" and [loss.key for loss in result.losses] == ["mlm", "codir"]
+    assert set(result.pretrain.final_losses) == {"mlm", "codir", "total"}
+    with open(tmp_path / "pre" / "results.json") as f:
+        assert json.load(f)["schema_version"] >= 1
+    assert os.path.exists(tmp_path / "pre" / "model" / "model.keras")

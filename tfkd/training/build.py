@@ -1,0 +1,144 @@
+"""What a run is made of, built from its configuration: data, teacher, student and distiller.
+
+Each function takes configuration objects (`tfkd.training.config`), never
+flags, so the commands, `tfkd.distill`/`tfkd.finetune` and the benchmark
+build a run the same way.
+
+Example:
+>>> from tfkd.training.config import StudentConfig
+>>> from tfkd.training.build import student_shape
+>>> student_shape(StudentConfig(num_layers=2, hidden_dim=64, num_heads=2, intermediate_dim=128))
+StudentShape(num_layers=2, hidden_dim=64, num_heads=2, intermediate_dim=128, dropout=0.1)
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfkd.core.errors import TfkdError
+from tfkd.core.log import log
+from tfkd.data import load_split, make_tokenizer
+from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, tokenize
+from tfkd.data.tasks import GlueTask
+from tfkd.distill import Distiller
+from tfkd.losses import LOSSES, DistillContext, DistillationLoss, ModelSpec
+from tfkd.models import (
+    BertModel,
+    LoadedModel,
+    StudentShape,
+    build_student,
+    load_teacher,
+)
+from tfkd.models.student import initialize_from, load_init_source
+from tfkd.training.config import DataConfig, StudentConfig
+from tfkd.training.methods import LossSpec
+
+
+def load_data(task: GlueTask, tokenizer, data: DataConfig) -> Tuple[TokenizedSplit, TokenizedSplit]:
+    """The tokenized train and dev splits of `task`, with one progress line about them."""
+    train = tokenize(load_split(task, "train", data.glue_dir, max_examples=data.max_train_examples), tokenizer,
+                     data.max_seq_length)
+    dev = tokenize(load_split(task, "dev", data.glue_dir), tokenizer, data.max_seq_length)
+    efficiency = padding_efficiency(train, data.batch_size, pad_to_multiple_of=data.pad_to_multiple_of)
+    log(
+        f"{task.name}: {len(train.lengths)} train / {len(dev.lengths)} dev examples, "
+        f"mean length {train.lengths.mean():.1f} tokens, {train.num_truncated} truncated to {data.max_seq_length}; "
+        f"padding efficiency {efficiency:.3f} (real / padded tokens, batch {data.batch_size})"
+    )
+    return train, dev
+
+
+def student_shape(config: StudentConfig) -> StudentShape:
+    """The architecture part of a `StudentConfig`."""
+    return StudentShape(config.num_layers, config.hidden_dim, config.num_heads, config.intermediate_dim, config.dropout)
+
+
+def make_student(
+    config: StudentConfig, teacher: LoadedModel, num_classes: int, output_attentions: bool, workdir: Optional[str] = None
+) -> BertModel:
+    """The student of `config`, shaped like `teacher` where `config` is silent and initialised as `config.init` says.
+
+    Args:
+        config: its shape, initialisation and source layers.
+        teacher: the loaded teacher (vocabulary, positions, activation; the source of `init='teacher'` and
+            the metadata that names the pretrained source of `init='pretrained'`).
+        num_classes: classes of the task (1 for regression).
+        output_attentions: whether some loss reads the student's attention maps.
+        workdir: where a downloaded source is kept.
+    """
+    student = build_student(student_shape(config), like=teacher.model, output_attentions=output_attentions)
+    layers_from = list(config.layers_from)
+    if config.init == "random":
+        return student
+    if config.init == "teacher":
+        source = teacher.model
+    elif config.init == "pretrained":
+        if not teacher.metadata.base:
+            raise TfkdError("--student_init=pretrained needs to know the teacher's pretrained source, which its metadata "
+                            "lacks. Fix: pass --student_init=teacher or random.")
+        source = load_teacher(teacher.metadata.base, num_classes, workdir).model
+    else:
+        source = load_init_source(config.init, teacher.vocab_path)
+        if source.num_layers == student.num_layers:
+            # A student-sized source (e.g. a CoDIR pre-training output) is copied layer for layer.
+            if layers_from and layers_from != list(range(1, student.num_layers + 1)):
+                log(f"--student_init={config.init} has the student's {student.num_layers} layers: copying them 1:1, "
+                    "ignoring --student_layers_from")
+            layers_from = list(range(1, student.num_layers + 1))
+    initialize_from(student, source, layers_from)
+    return student
+
+
+def needs_attentions(specs: Sequence[LossSpec]) -> Tuple[bool, bool]:
+    """Whether some loss of `specs` reads the teacher's, and the student's, attention maps."""
+    teacher = any("attentions" in LOSSES.get(spec.key).teacher_needs for spec in specs)
+    student = any("attentions" in LOSSES.get(spec.key).student_needs for spec in specs)
+    return teacher, student
+
+
+def loss_context(
+    student: BertModel,
+    teacher: Optional[BertModel],
+    layer_map,
+    is_regression: bool = False,
+    train_labels: Optional[np.ndarray] = None,
+    num_train_examples: Optional[int] = None,
+) -> DistillContext:
+    """What every loss of this run is constructed with."""
+    return DistillContext(
+        teacher=ModelSpec(teacher.num_layers, teacher.hidden_dim, teacher.num_heads) if teacher else ModelSpec(0, 0, 0),
+        student=ModelSpec(student.num_layers, student.hidden_dim, student.num_heads),
+        layer_map=tuple(layer_map),
+        num_classes=student.num_classes,
+        is_regression=is_regression,
+        num_train_examples=len(train_labels) if num_train_examples is None else num_train_examples,
+        train_labels=train_labels,
+    )
+
+
+def make_loss(spec: LossSpec, context: DistillContext, **extra) -> DistillationLoss:
+    """The loss layer of `spec`; a value its constructor rejects is named with the loss."""
+    try:
+        return LOSSES.get(spec.key)(context, name=spec.name, **spec.args, **extra)
+    except (TypeError, ValueError) as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in spec.args.items()) or "no arguments"
+        raise TfkdError(f"loss '{spec.name}' ({spec.key}) rejects {given}: {e}. Fix: correct that --loss_args entry "
+                        "or method flag.") from None
+
+
+def build_distiller(
+    student: BertModel,
+    teacher: Optional[BertModel],
+    specs: Sequence[LossSpec],
+    layer_map,
+    is_regression: bool,
+    train_labels: np.ndarray,
+    freeze_layers: bool = False,
+) -> Distiller:
+    """The `Distiller` of the weighted losses `specs`, with dev CE as its evaluation loss."""
+    context = loss_context(student, teacher, layer_map, is_regression, train_labels)
+    losses = [(spec.name, make_loss(spec, context), spec.weight) for spec in specs]
+    return Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"),
+                     num_pairs=max(len(layer_map), 1), freeze_layers=freeze_layers)
