@@ -4,6 +4,7 @@ No subprocess and no flag: a notebook user's path. The same tiny teacher and
 SST-2-shaped TSV files as the command tests (`tests/cli/test_train.py`).
 """
 
+import csv
 import dataclasses
 import json
 import os
@@ -150,3 +151,25 @@ def test_pretrain_from_python(tiny_setup, tmp_path):
     with open(tmp_path / "pre" / "results.json") as f:
         assert json.load(f)["schema_version"] >= 1
     assert os.path.exists(tmp_path / "pre" / "model" / "model.keras")
+
+
+def test_your_own_csv_trains_exactly_like_the_same_rows_as_a_glue_task(tiny_setup, tmp_path):
+    """SST-2's rows rewritten as CSV with other column names and string labels give the run `task='sst2'` gives."""
+    for split in ("train", "dev"):
+        rows = [line.split("\t") for line in (tiny_setup / "glue" / "SST-2" / f"{split}.tsv").read_text().splitlines()[1:]]
+        with open(tmp_path / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "review", "sentiment"])
+            writer.writerows([i, text, ("negative", "positive")[int(label)]] for i, (text, label) in enumerate(rows))
+    glue = tfkd.run_distill(tiny_config(tiny_setup, tmp_path / "glue", name="kd"))
+    config = tiny_config(tiny_setup, tmp_path / "csv", name="kd")
+    config = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, train_file=str(tmp_path / "train.csv"), dev_file=str(tmp_path / "dev.csv"),
+                                 text_fields=("review",), label_field="sentiment", task="reviews"),
+        teacher=dataclasses.replace(config.teacher, allow_task_mismatch=True))
+    own = tfkd.run_distill(config)
+    assert own.task == "reviews" and own.task_spec["label_names"] == ["negative", "positive"]
+    assert own.dev_history == glue.dev_history and own.best_dev == glue.best_dev
+    _, _, metadata = tfkd.models.load_model_dir(str(tmp_path / "csv" / "model"))
+    assert metadata.recorded_task().text_fields == ("review",)

@@ -45,11 +45,22 @@ flags.DEFINE_enum("mode", "distill", ["distill", "finetune"], "distill: train a 
 flags.DEFINE_enum("finetune_model", "teacher", ["teacher", "student"], "With --mode=finetune: fine-tune the --teacher, or the student built from the --student_* flags (the no-teacher baseline).")
 flags.DEFINE_string("workdir", None, "Output directory (model/, checkpoints/, logs/, results.json).")
 # --- data -----------------------------------------------------------------------------------
-flags.DEFINE_string("task", "sst2", "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or 'synthetic'.")
+flags.DEFINE_string("task", "sst2", "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or 'synthetic'; with --train_file, the name your task is recorded under (default: the training file's name).")
 flags.DEFINE_string("glue_dir", None, "Directory of the original GLUE TSV files (the task folder or its parent). Without it, tensorflow-datasets' glue/<task> is used.")
 flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (a documented subset).", lower_bound=1)
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.", lower_bound=1)
 cli_flags.define_batch_flags()
+# --- your own data --------------------------------------------------------------------------
+flags.DEFINE_string("train_file", "", "Your own training data instead of a GLUE task: CSV (RFC 4180 quoting), TSV (no quoting) or JSON Lines, with a header row naming the columns (CSV/TSV).")
+flags.DEFINE_string("dev_file", "", "Your own dev data (required with --train_file): the metrics and the best epoch are computed on it.")
+flags.DEFINE_string("test_file", "", "Your own test data (labels optional), recorded with the task for tfkd.evaluate --split=test.")
+flags.DEFINE_enum("data_format", "", ["", "csv", "tsv", "jsonl"], "Format of the --*_file files; empty: by extension (.csv, .tsv, .jsonl/.ndjson).")
+flags.DEFINE_list("text_fields", [], "The one or two text columns (keys) of your files, e.g. --text_fields=question,answer.")
+flags.DEFINE_string("label_field", "label", "The label column (key) of your files.")
+flags.DEFINE_list("label_names", [], "Class names in logit order; default: the sorted labels of the training file (recorded with the model).")
+flags.DEFINE_enum("task_type", "", ["", "classification", "regression"], "Default: regression when every label is a number and some are not whole or there are more than 10 distinct values.")
+flags.DEFINE_list("metrics", [], "Metrics (accuracy, f1, macro_f1, mcc, pearson, spearman); the first selects the best epoch. Default: by task type (a GLUE task keeps its own).")
+flags.DEFINE_string("positive_label", "", "The class binary F1 counts as positive.")
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged, offline), a keras-hub preset, a Hugging Face BERT directory, or a tfkd model directory / .keras file.")
 flags.DEFINE_integer("finetune_teacher_epochs", 0, "Distil mode with a teacher whose head is untrained: fine-tune it this many epochs first (into <workdir>/teacher; reused on re-runs).")
@@ -95,7 +106,11 @@ def run_config() -> RunConfig:
         finetune_model=FLAGS.finetune_model,
         data=DataConfig(task=FLAGS.task, glue_dir=FLAGS.glue_dir, max_train_examples=FLAGS.max_train_examples,
                         max_seq_length=FLAGS.max_seq_length, batch_size=FLAGS.batch_size,
-                        eval_batch_size=FLAGS.eval_batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of),
+                        eval_batch_size=FLAGS.eval_batch_size, pad_to_multiple_of=FLAGS.pad_to_multiple_of,
+                        train_file=FLAGS.train_file, dev_file=FLAGS.dev_file, test_file=FLAGS.test_file,
+                        data_format=FLAGS.data_format, text_fields=tuple(FLAGS.text_fields),
+                        label_field=FLAGS.label_field, label_names=tuple(FLAGS.label_names),
+                        task_type=FLAGS.task_type, metrics=tuple(FLAGS.metrics), positive_label=FLAGS.positive_label),
         teacher=TeacherConfig(source=FLAGS.teacher, finetune_epochs=FLAGS.finetune_teacher_epochs,
                               finetuned_dir=FLAGS.finetuned_teacher_dir, learning_rate=FLAGS.teacher_learning_rate,
                               allow_task_mismatch=FLAGS.allow_task_mismatch),

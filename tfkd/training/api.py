@@ -34,7 +34,8 @@ from tfkd.core.log import log
 from tfkd.data import make_tokenizer
 from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.pretrain import MaskingConfig, load_pretraining_texts, mask_batches
-from tfkd.data.tasks import GlueTask, get_task
+from tfkd.data.load import resolve_task
+from tfkd.data.tasks import GlueTask
 from tfkd.distill import Distiller, build_stages
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.losses import LOSSES
@@ -165,12 +166,14 @@ def run(config: RunConfig, *, flags: Optional[Mapping[str, Any]] = None,
         flags: a command's flag values, recorded in results.json (None from the API).
         flag_identity: the flags a resume must share (see `run_context`).
     """
-    task = get_task(config.data.task)
+    task = resolve_task(config.data)
     with run_context(config, flags, flag_identity) as context:
         if config.mode == "finetune":
             loaded = load_teacher(config.teacher.source, task.num_labels, context.workdir)
             if config.finetune_model == "student":
                 loaded.model = make_student(config.student, loaded, task.num_labels, False, context.workdir)
+            elif loaded.fine_tuned:  # fine-tuning further a classifier that has a head: its classes must be these
+                _check_head(loaded, task, config.teacher)
             return _finetune(context, config, task, context.workdir, loaded, config.optim.epochs,
                              config.optim.learning_rate)
         return _distill(context, config, task)
@@ -186,16 +189,22 @@ def run_distill(config: RunConfig, **kwargs) -> RunResult:
     return run(dataclasses.replace(config, mode="distill"), **kwargs)
 
 
+def _check_head(loaded: LoadedModel, task: GlueTask, teacher) -> None:
+    """Refuses a classifier whose head was trained for other classes; reorders its head to the task's label order
+    when its label names say the same classes in another order."""
+    what = f"the teacher '{teacher.source}'"
+    check_task(loaded.model, loaded.metadata, task, what, teacher.allow_task_mismatch)
+    matched = match_label_order(loaded.model, loaded.metadata, task, what)
+    if matched:
+        log(matched)
+
+
 def _obtain_teacher(context: RunContext, config: RunConfig, task: GlueTask) -> LoadedModel:
     """The fine-tuned teacher: loaded, or fine-tuned first into `teacher.finetuned_dir` (default <workdir>/teacher)."""
     teacher = config.teacher
     loaded = load_teacher(teacher.source, task.num_labels, context.workdir)
     if loaded.fine_tuned:
-        what = f"the teacher '{teacher.source}'"
-        check_task(loaded.model, loaded.metadata, task, what, teacher.allow_task_mismatch)
-        matched = match_label_order(loaded.model, loaded.metadata, task, what)
-        if matched:
-            log(matched)
+        _check_head(loaded, task, teacher)
         return loaded
     directory = teacher.finetuned_dir or os.path.join(context.workdir, "teacher")
     previous = read_metadata(os.path.join(directory, "model"))
@@ -225,7 +234,8 @@ def _finetune(context: RunContext, config: RunConfig, task: GlueTask, workdir: s
     tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
     train, dev = load_data(task, tokenizer, data)
     metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=loaded.lowercase,
-                             base=loaded.metadata.base, role="teacher", max_seq_length=data.max_seq_length)
+                             base=loaded.metadata.base, role="teacher", max_seq_length=data.max_seq_length,
+                             task_spec=task.to_dict())
     result, _ = _train(
         context, config, workdir=workdir, task=task, student=loaded.model, teacher=None,
         specs=[LossSpec("ce", "ce", 1.0, {})], train=train, dev=dev, vocab_path=loaded.vocab_path, metadata=metadata,
@@ -247,6 +257,7 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
     teacher_model = teacher.model.with_outputs(teacher_attentions)
     metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=teacher.lowercase,
                              base=teacher.metadata.base, role="student", max_seq_length=data.max_seq_length,
+                             task_spec=task.to_dict(),
                              extra={"method": config.method.name, "teacher": config.teacher.source})
     result, evaluator = _train(
         context, config, workdir=workdir, task=task, student=student, teacher=teacher_model, specs=specs, train=train,
@@ -343,6 +354,7 @@ def _train(
         losses=[{"name": s.name, "key": s.key, "weight": s.weight, "args": s.args} for s in specs],
         algorithm=algorithm,
         layer_map=[list(p) for p in layer_map],
+        task_spec=task.to_dict(),
         config=config.to_dict(),
         flags=context.flags,
         flag_changes=context.flag_changes,

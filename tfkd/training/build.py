@@ -20,7 +20,8 @@ import numpy as np
 from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
 from tfkd.data import load_split, make_tokenizer
-from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, tokenize
+from tfkd.data.load import stream_split
+from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, tokenize, tokenize_chunks
 from tfkd.data.tasks import GlueTask
 from tfkd.distill import Distiller
 from tfkd.losses import LOSSES, DistillContext, DistillationLoss, ModelSpec
@@ -38,8 +39,9 @@ from tfkd.training.methods import LossSpec
 
 def load_data(task: GlueTask, tokenizer, data: DataConfig) -> Tuple[TokenizedSplit, TokenizedSplit]:
     """The tokenized train and dev splits of `task`, with one progress line about them."""
-    train = tokenize(load_split(task, "train", data.glue_dir, max_examples=data.max_train_examples), tokenizer,
-                     data.max_seq_length)
+    # Streamed: a large file of your own is read and tokenized a chunk at a time.
+    train = tokenize_chunks(stream_split(task, "train", data.glue_dir, max_examples=data.max_train_examples), tokenizer,
+                            data.max_seq_length)
     dev = tokenize(load_split(task, "dev", data.glue_dir), tokenizer, data.max_seq_length)
     efficiency = padding_efficiency(train, data.batch_size, pad_to_multiple_of=data.pad_to_multiple_of)
     log(

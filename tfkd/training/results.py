@@ -191,6 +191,8 @@ class RunResult:
         teacher: the teacher distilled from.
         comparison: the closing teacher-vs-student comparison of a distillation run.
         pretrain: a pre-training run's own figures.
+        task_spec: the task as trained (`TaskSpec.to_dict()`: texts, label names in logit order, type, metrics;
+            for your own files their paths, format and fields); None in older files.
         config: the run's configuration, `RunConfig.to_dict()` (a configuration dataclass is stored as its
             `to_dict()`); None in version-0 files.
         flags: the command's flags, by name; None when the run was started from Python.
@@ -220,6 +222,7 @@ class RunResult:
     teacher: Optional[TeacherSummary] = None
     comparison: Optional[List[ComparisonRow]] = None
     pretrain: Optional[PretrainSummary] = None
+    task_spec: Optional[Dict[str, Any]] = None
     config: Optional[Dict[str, Any]] = None
     flags: Optional[Dict[str, Any]] = None
     flag_changes: Optional[List[Dict[str, Any]]] = None
