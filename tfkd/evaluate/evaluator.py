@@ -8,6 +8,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfkd.core.errors import TfkdError
 from tfkd.data.pipeline import DEFAULT_PAD_TO_MULTIPLE_OF, TokenizedSplit, make_dataset
 from tfkd.data.tasks import GlueTask
 from tfkd.evaluate.metrics import compute_metrics
@@ -29,7 +30,7 @@ class Evaluator:
 
     Args:
         task: the `GlueTask` (metrics, regression or not).
-        split: the tokenized dev split.
+        split: the tokenized dev split; one without labels (`has_labels` False) is refused.
         batch_size: evaluation batch size.
         jit_compile: compile the forward pass with XLA.
         pad_to_multiple_of: bucketing of the batches (the run's, so dev evaluation compiles the shapes
@@ -42,6 +43,11 @@ class Evaluator:
 
     def __init__(self, task: GlueTask, split: TokenizedSplit, batch_size: int = 64, jit_compile: bool = True,
                  pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF):
+        if not split.has_labels:
+            # Its labels are placeholders (-1 or NaN): metrics over them would be numbers that mean nothing.
+            raise TfkdError(f"the {task.name} split to score has no labels, so it cannot be scored. Fix: score a "
+                            "labelled split (dev), or get predictions for unlabelled rows with "
+                            "python -m tfkd.predict --model=<model dir> --input=<file> --output=<file>.")
         self.task = task
         self.split = split
         self.dataset = make_dataset(split, batch_size, shuffle=False, seed=0, pad_to_multiple_of=pad_to_multiple_of)

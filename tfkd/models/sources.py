@@ -6,8 +6,12 @@
   converted by keras-hub; a `BertForSequenceClassification` one is a
   fine-tuned teacher, its head included.
 - a tfkd model directory or `.keras` file (a fine-tuned teacher, with its head).
+- a keras-hub `BertTextClassifier` saved as a `.keras` file or a preset
+  directory (a fine-tuned teacher, with its head; see
+  `tfkd.models.keras_hub_classifier`).
 - a keras-hub preset name such as `bert_base_en_uncased` (downloaded where a
-  network exists).
+  network exists); a classifier preset such as `bert_tiny_en_uncased_sst2`
+  comes with its head.
 
 Users can add sources with `@register_teacher_source("name")`.
 
@@ -27,11 +31,13 @@ from typing import Any, Callable, Dict, Optional
 import keras_hub
 
 from tfkd.core.errors import TfkdError
+from tfkd.core.log import log
+from tfkd.core.network import reachable
+from tfkd.core.registry import Registry
+from tfkd.models import keras_hub_classifier
 from tfkd.models.bert import BertModel, copy_weights_by_layer_name
 from tfkd.models.hf_classifier import WEIGHTS_FILE, WEIGHTS_INDEX_FILE, is_classifier, read_head
 from tfkd.models.model_dir import ModelMetadata, is_model_dir, load_model_dir
-from tfkd.core.network import reachable
-from tfkd.core.registry import Registry
 
 TEACHER_SOURCES: Registry = Registry("teacher source")
 register_teacher_source = TEACHER_SOURCES.register
@@ -109,8 +115,8 @@ def load_hf_directory(path: str, num_classes: int, dropout: float = 0.1) -> Load
     checkpoint decides); any other comes with a fresh `num_classes` head.
 
     Example:
-    >>> loaded = load_hf_directory("hf/bert_sst2", num_classes=2)
-    >>> loaded.fine_tuned, loaded.metadata.label_names
+    >>> loaded = load_hf_directory("hf/bert_sst2", num_classes=2)  # doctest: +SKIP
+    >>> loaded.fine_tuned, loaded.metadata.label_names  # doctest: +SKIP
     (True, ['negative', 'positive'])
     """
     for required in ("config.json", "vocab.txt"):
@@ -176,6 +182,36 @@ def _tfkd_model(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedM
     return LoadedModel(model, vocab_path, metadata.lowercase, True, metadata)
 
 
+def from_keras_hub_classifier(spec: str, classifier, work_dir: Optional[str]) -> LoadedModel:
+    """A fine-tuned teacher from a keras-hub `BertTextClassifier`: its encoder, pooler and head, its vocabulary.
+
+    Its classes are unnamed (`metadata.label_names` stays empty): a log line says
+    they are taken as the task's, by position.
+
+    Args:
+        spec: where it came from (file, preset directory or preset name).
+        classifier: the loaded `keras_hub.models.BertTextClassifier`.
+        work_dir: where its tokenizer's vocabulary is written.
+    """
+    kernel, bias = keras_hub_classifier.read_head(classifier)
+    vocab_path, lowercase = keras_hub_classifier.classifier_vocabulary(classifier, spec, work_dir)
+    backbone = classifier.backbone
+    # keras-hub's encoder uses the tanh GELU: the classifier was fine-tuned with it.
+    model = from_backbone(backbone, kernel.shape[1], exact_gelu=False, dropout=backbone.dropout)
+    model.logits_dense.set_weights([kernel, bias])
+    if kernel.shape[1] == 1:
+        log(f"the keras-hub classifier '{spec}' has one output: taking it as the task's score")
+    else:
+        log(f"the keras-hub classifier '{spec}' does not name its {kernel.shape[1]} classes: taking its logits as "
+            "the task's classes in the task's order, by position")
+    return LoadedModel(model, vocab_path, lowercase, True, ModelMetadata(base=spec, lowercase=lowercase))
+
+
+@register_teacher_source("keras_hub_classifier")
+def _keras_hub_classifier(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedModel:
+    return from_keras_hub_classifier(spec, keras_hub_classifier.load_classifier(spec), work_dir)
+
+
 @register_teacher_source("keras_hub_preset")
 def _keras_hub_preset(spec: str, num_classes: int, work_dir: Optional[str]) -> LoadedModel:
     if spec not in keras_hub.models.BertBackbone.presets:
@@ -183,15 +219,22 @@ def _keras_hub_preset(spec: str, num_classes: int, work_dir: Optional[str]) -> L
             f"--teacher='{spec}' is not a file, a directory or a keras-hub BERT preset. Fix: use 'minilm', "
             "a path, or one of " + ", ".join(sorted(keras_hub.models.BertBackbone.presets)) + "."
         )
+    classifier = None
     try:
-        backbone = keras_hub.models.BertBackbone.from_preset(spec)
-        tokenizer = keras_hub.models.BertTokenizer.from_preset(spec)
+        if keras_hub_classifier.preset_task_class(spec) == keras_hub_classifier.CLASSIFIER:
+            classifier = keras_hub.models.BertTextClassifier.from_preset(spec)
+        else:
+            backbone = keras_hub.models.BertBackbone.from_preset(spec)
+            tokenizer = keras_hub.models.BertTokenizer.from_preset(spec)
     except Exception as e:  # download failures surface as many exception types
         reason = "no network" if not reachable("www.kaggle.com", 443) else f"{type(e).__name__}: {e}"
         raise TfkdError(
             f"could not download keras-hub preset '{spec}' ({reason}). Fix: run where Kaggle is reachable, "
-            "or pass --teacher=minilm (packaged, offline) or a local Hugging Face BERT directory."
+            "or pass --teacher=minilm (packaged, offline), a local Hugging Face BERT directory or a keras-hub "
+            "classifier saved locally (a .keras file or a preset directory)."
         ) from None
+    if classifier is not None:
+        return from_keras_hub_classifier(spec, classifier, work_dir)
     if work_dir is None:
         raise TfkdError("a keras-hub preset teacher needs a work directory to store its vocabulary. Fix: pass --workdir.")
     os.makedirs(work_dir, exist_ok=True)
@@ -206,8 +249,10 @@ def _keras_hub_preset(spec: str, num_classes: int, work_dir: Optional[str]) -> L
 
 def source_kind(spec: str) -> str:
     """Which registered source handles `spec`."""
-    if spec in TEACHER_SOURCES and spec not in ("hf_directory", "tfkd_model", "keras_hub_preset"):
+    if spec in TEACHER_SOURCES and spec not in ("hf_directory", "tfkd_model", "keras_hub_classifier", "keras_hub_preset"):
         return spec
+    if os.path.exists(spec) and keras_hub_classifier.is_keras_hub_model(spec):
+        return "keras_hub_classifier"
     if spec.endswith(".keras") or is_model_dir(spec):
         return "tfkd_model"
     if os.path.isdir(spec):
