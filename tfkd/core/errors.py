@@ -9,6 +9,9 @@ class TfkdError(Exception):
 
     Example:
     >>> raise TfkdError("unknown task 'sst'. Fix: use one of cola, sst2, ...")
+    Traceback (most recent call last):
+    ...
+    tfkd.core.errors.TfkdError: unknown task 'sst'. Fix: use one of cola, sst2, ...
     """
 
 
@@ -27,7 +30,9 @@ class TrainingPreempted(Exception):
     after SIGTERM, `EXIT_INTERRUPTED` (130) after Ctrl-C.
 
     Example:
-    >>> raise TrainingPreempted("SIGINT: saved checkpoint ckpt-120 at step 120", "SIGINT")
+    >>> error = TrainingPreempted("SIGINT: saved checkpoint ckpt-120 at step 120", "SIGINT")
+    >>> error.exit_status == EXIT_INTERRUPTED, TrainingPreempted("SIGTERM: ...").exit_status
+    (True, 75)
     """
 
     def __init__(self, message: str, signal_name: str = "SIGTERM"):

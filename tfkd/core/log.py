@@ -6,9 +6,10 @@ notebook or a launcher can silence tfkd, or route it, with the standard
 
 >>> import logging
 >>> from tfkd.core.log import LOGGER, log
->>> log("reading data")  # doctest: +SKIP
+>>> log("reading data")
 [tfkd] reading data
 >>> LOGGER.setLevel(logging.WARNING)  # quiet from here on
+>>> log("reading data")
 >>> LOGGER.setLevel(logging.INFO)
 """
 

@@ -31,7 +31,13 @@ def reachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
         timeout: seconds to wait in all, resolution included.
 
     Example:
-    >>> reachable("127.0.0.1", 9, timeout=1.0)  # doctest: +SKIP
+    >>> import socket
+    >>> server = socket.create_server(("127.0.0.1", 0))
+    >>> port = server.getsockname()[1]
+    >>> reachable("127.0.0.1", port, timeout=1.0)
+    True
+    >>> server.close()
+    >>> reachable("127.0.0.1", port, timeout=1.0)  # nothing listens there any more
     False
     """
     result: List[bool] = []

@@ -1,10 +1,14 @@
 """tfkd's data layer: tasks, data sources, tokenization and length-bucketed batches.
 
 Example:
+>>> import pathlib
 >>> from tfkd.data import get_task, load_split, make_tokenizer, tokenize, make_dataset
->>> task = get_task("mrpc")
->>> split = tokenize(load_split(task, "train", "/data/glue"), make_tokenizer("vocab.txt"), 128)  # doctest: +SKIP
->>> ds = make_dataset(split, 32, shuffle=True, seed=1, epochs=3)  # doctest: +SKIP
+>>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+>>> task = get_task("synthetic")  # get_task("mrpc") with glue_dir="<GLUE folder>", or None for tensorflow-datasets
+>>> split = tokenize(load_split(task, "train", None, max_examples=64), make_tokenizer("vocab.txt"), 32)
+>>> ds = make_dataset(split, 32, shuffle=True, seed=1, epochs=3)
+>>> [batch["token_ids"].shape[0] for batch in ds]  # 2 batches an epoch, 3 epochs
+[32, 32, 32, 32, 32, 32]
 """
 
 from tfkd.data.examples import Examples

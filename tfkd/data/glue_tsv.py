@@ -15,10 +15,14 @@ Quirks of the real files that this reader handles:
   `TfkdError` naming the file, the line and the fix.
 
 Example:
+>>> import os
 >>> from tfkd.data.tasks import get_task
->>> ex = load_glue_tsv(get_task("mrpc"), "dev", "/data/glue")  # doctest: +SKIP
->>> len(ex), ex.source  # doctest: +SKIP
-(408, '/data/glue/MRPC/dev.tsv')
+>>> os.makedirs("glue/MRPC")
+>>> with open("glue/MRPC/dev.tsv", "w") as f:
+...     _ = f.write("Quality\\t#1 ID\\t#2 ID\\t#1 String\\t#2 String\\n1\\t1\\t2\\tHe left.\\tHe went away.\\n")
+>>> ex = load_glue_tsv(get_task("mrpc"), "dev", "glue")
+>>> len(ex), ex.source, ex.text_b
+(1, 'glue/MRPC/dev.tsv', ['He went away.'])
 """
 
 from __future__ import annotations
@@ -55,8 +59,10 @@ def task_dir(task: GlueTask, glue_dir: str) -> str:
         glue_dir: the task folder or the GLUE root folder.
 
     Example:
-    >>> task_dir(get_task("sst2"), "/data/glue")  # doctest: +SKIP
-    '/data/glue/SST-2'
+    >>> from tfkd.data.tasks import get_task
+    >>> os.makedirs("glue/sst2")
+    >>> task_dir(get_task("sst2"), "glue"), task_dir(get_task("sst2"), "glue/sst2")
+    ('glue/sst2', 'glue/sst2')
     """
     if task.tsv_folder is None:
         raise TfkdError(f"task {task.name} has no GLUE TSV files. Fix: leave out --glue_dir for it.")
@@ -133,9 +139,17 @@ def read_glue_tsv(task: GlueTask, path: str) -> Examples:
         path: the `.tsv` file.
 
     Example:
-    >>> ex = read_glue_tsv(get_task("sst2"), "/data/glue/SST-2/dev.tsv")  # doctest: +SKIP
-    >>> ex.labels[:3]  # doctest: +SKIP
-    array([1, 0, 1], dtype=int32)
+    >>> from tfkd.data.tasks import get_task
+    >>> with open("dev.tsv", "w") as f:
+    ...     _ = f.write("sentence\\tlabel\\na fine film\\t1\\ndull\\t0\\n")
+    >>> read_glue_tsv(get_task("sst2"), "dev.tsv").labels
+    array([1, 0], dtype=int32)
+    >>> with open("dev.tsv", "a") as f:
+    ...     _ = f.write("flat\\tnegative\\n")
+    >>> read_glue_tsv(get_task("sst2"), "dev.tsv")
+    Traceback (most recent call last):
+    ...
+    tfkd.core.errors.TfkdError: dev.tsv:4: unknown label 'negative' in column 'label'; valid labels: '0', '1'. ...
     """
     if not os.path.isfile(path):
         raise TfkdError(f"GLUE file not found: {path}. Fix: {_where_fix(task)}.")
@@ -220,8 +234,12 @@ def load_glue_tsv(task: GlueTask, split: str, glue_dir: str) -> Examples:
         glue_dir: the task folder (with train.tsv, dev.tsv) or its parent.
 
     Example:
-    >>> len(load_glue_tsv(get_task("mnli"), "dev_mismatched", "/data/glue"))  # doctest: +SKIP
-    9832
+    >>> from tfkd.data.tasks import get_task
+    >>> os.makedirs("glue/MNLI")
+    >>> with open("glue/MNLI/dev_mismatched.tsv", "w") as f:
+    ...     _ = f.write("sentence1\\tsentence2\\tgold_label\\nIt rains.\\tIt is dry.\\tcontradiction\\n")
+    >>> load_glue_tsv(get_task("mnli"), "dev_mismatched", "glue").labels
+    array([2], dtype=int32)
     """
     dev = task.resolve_split(split)
     file = task.tsv_train_file if dev is None else task.tsv_dev_files[dev]

@@ -10,10 +10,14 @@ asking for `--glue_dir`, when it has no prepared copy and no network).
 `tokenize_chunks` on files too large to hold as text.
 
 Example:
+>>> import os
 >>> from tfkd.data.tasks import get_task
->>> dev = load_split(get_task("sst2"), "dev", "/data/glue")  # doctest: +SKIP
->>> len(dev), dev.labels.dtype  # doctest: +SKIP
-(872, dtype('int32'))
+>>> os.makedirs("glue/SST-2")  # the GLUE download's layout: <glue_dir>/SST-2/dev.tsv
+>>> with open("glue/SST-2/dev.tsv", "w") as f:
+...     _ = f.write("sentence\\tlabel\\na fine film\\t1\\ndull\\t0\\n")
+>>> dev = load_split(get_task("sst2"), "dev", "glue")
+>>> len(dev), dev.labels.dtype, dev.source
+(2, dtype('int32'), 'glue/SST-2/dev.tsv')
 """
 
 from __future__ import annotations
@@ -237,7 +241,11 @@ def load_unlabeled_text(path: str) -> List[str]:
         path: a text file.
 
     Example:
-    >>> sentences = load_unlabeled_text("corpus.txt")  # doctest: +SKIP
+    >>> with open("corpus.txt", "w") as f:
+    ...     _ = f.write("a fine film\\n\\nthe plot was dull\\n")
+    >>> load_unlabeled_text("corpus.txt")
+    [tfkd] corpus.txt: 2 sentences, skipped 1 blank lines
+    ['a fine film', 'the plot was dull']
     """
     if not os.path.isfile(path):
         raise TfkdError(f"text file not found: {path}. Fix: pass a UTF-8 file with one sentence per line.")

@@ -10,9 +10,16 @@ shape compiles anew, so only the padded length may vary, and it is rounded
 up to a multiple of `pad_to_multiple_of`.
 
 Example:
->>> split = tokenize(examples, tokenizer, max_seq_length=128)  # doctest: +SKIP
->>> ds = make_dataset(split, 32, shuffle=True, seed=1, epochs=3)  # doctest: +SKIP
->>> model.fit(ds, epochs=3, steps_per_epoch=steps_per_epoch(split, 32))  # doctest: +SKIP
+>>> import pathlib
+>>> from tfkd.data.tokenizer import make_tokenizer
+>>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\nbad\\n")
+>>> texts = ["the film was good", "bad", "not good", "the film was not bad", "good", "the film"]
+>>> examples = Examples(texts, None, np.array([1, 0, 0, 1, 1, 0], np.int32), "demo")
+>>> split = tokenize(examples, make_tokenizer("vocab.txt"), max_seq_length=128)
+>>> ds = make_dataset(split, 2, shuffle=True, seed=1, epochs=3)
+>>> steps = steps_per_epoch(split, 2)  # model.fit(ds, epochs=3, steps_per_epoch=steps) sees every batch once
+>>> steps, [batch["token_ids"].shape.as_list() for batch in ds.take(steps)]
+(3, [[2, 4], [2, 4], [2, 8]])
 """
 
 from __future__ import annotations
@@ -53,8 +60,13 @@ class TokenizedSplit:
         has_labels: False when the source had no labels (`labels` are placeholders).
 
     Example:
-    >>> split.token_ids[split.offsets[0]:split.offsets[1]]  # doctest: +SKIP
-    array([ 101, 1996, 3185,  102], dtype=int32)
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\ngood\\n")
+    >>> examples = Examples(["the film", "was good"], ["good", "the film"], np.array([1, 0], np.int32), "demo")
+    >>> split = tokenize(examples, make_tokenizer("vocab.txt"), max_seq_length=16)
+    >>> split.token_ids[split.offsets[1]:split.offsets[2]], split.example(1)[1]  # [CLS] was good [SEP] the film [SEP]
+    (array([2, 7, 8, 3, 5, 6, 3], dtype=int32), array([0, 0, 0, 0, 1, 1, 1], dtype=int32))
     """
 
     token_ids: np.ndarray
@@ -178,9 +190,13 @@ def tokenize(examples: Examples, tokenizer: "BertTokenizer", max_seq_length: int
         max_seq_length: the most tokens per example, [CLS] and [SEP]s included.
 
     Example:
-    >>> split = tokenize(load_split(get_task("mrpc"), "dev", glue_dir), tokenizer, 128)  # doctest: +SKIP
-    >>> split.lengths.max() <= 128  # doctest: +SKIP
-    True
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+    >>> examples = Examples(["the film was not good", "good"], None, np.array([0, 1], np.int32), "demo")
+    >>> split = tokenize(examples, make_tokenizer("vocab.txt"), max_seq_length=5)
+    >>> split.lengths.tolist(), split.num_truncated  # [CLS] the film was [SEP]: cut to 5 tokens
+    ([5, 3], 1)
     """
     return tokenize_chunks([examples], tokenizer, max_seq_length)
 
@@ -200,7 +216,13 @@ def tokenize_chunks(chunks: Iterable[Examples], tokenizer: "BertTokenizer", max_
         max_seq_length: the most tokens per example, [CLS] and [SEP]s included.
 
     Example:
-    >>> split = tokenize_chunks(stream_split(task, "train", None), tokenizer, 128)  # doctest: +SKIP
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\ngood\\n")
+    >>> chunks = (Examples([text], None, np.zeros(1, np.int32), "demo") for text in ["the film", "was good", "good"])
+    >>> split = tokenize_chunks(chunks, make_tokenizer("vocab.txt"), 128)  # e.g. chunks of `stream_split`
+    >>> split.lengths.tolist(), split.index.tolist()
+    ([4, 4, 3], [0, 1, 2])
     """
     chunks = iter(chunks)
     first = next(chunks, None)
@@ -301,8 +323,12 @@ def steps_per_epoch(split: TokenizedSplit, batch_size: int) -> int:
         batch_size: examples per batch.
 
     Example:
-    >>> steps_per_epoch(split, 32)  # 100 examples  # doctest: +SKIP
-    4
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\ngood\\n")
+    >>> split = tokenize(Examples(["good"] * 5, None, np.zeros(5, np.int32), "demo"), make_tokenizer("vocab.txt"), 8)
+    >>> steps_per_epoch(split, 2)  # 5 examples
+    3
     """
     return -(-len(split) // batch_size)
 
@@ -374,8 +400,13 @@ def padding_efficiency(
         window_batches: batches per sorting window.
 
     Example:
-    >>> round(padding_efficiency(split, 32), 3)  # doctest: +SKIP
-    0.912
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+    >>> texts = ["the film was not good", "good", "the film was good", "not good"]
+    >>> split = tokenize(Examples(texts, None, np.zeros(4, np.int32), "demo"), make_tokenizer("vocab.txt"), 16)
+    >>> round(padding_efficiency(split, 2), 3), round(padding_efficiency(split, 2, pad_to_multiple_of=8), 3)
+    (0.833, 0.625)
     """
     plan = batch_plan(split.lengths, batch_size, shuffle=True, seed=seed, epoch=0, window_batches=window_batches)
     real = sum(int(split.lengths[b].sum()) for b in plan)
@@ -404,8 +435,15 @@ def bucket_lengths(
         window_batches: batches per sorting window.
 
     Example:
-    >>> bucket_lengths(split, 32)  # doctest: +SKIP
-    [16, 24, 32, 40, 48, 64]
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+    >>> texts = ["the film was not good", "good", "the film was good", "not good"]
+    >>> split = tokenize(Examples(texts, None, np.zeros(4, np.int32), "demo"), make_tokenizer("vocab.txt"), 16)
+    >>> split.lengths.tolist()
+    [7, 3, 6, 4]
+    >>> bucket_lengths(split, 2), bucket_lengths(split, 2, pad_to_multiple_of=8)
+    ([4, 8], [8])
     """
     lengths = set()
     for epoch in range(epochs if shuffle else 1):
@@ -423,8 +461,13 @@ def length_percentile(split: TokenizedSplit, q: float) -> float:
         q: the percentile.
 
     Example:
-    >>> length_percentile(split, 95)  # doctest: +SKIP
-    52.0
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+    >>> texts = ["the film was not good", "good", "the film was good", "not good"]
+    >>> split = tokenize(Examples(texts, None, np.zeros(4, np.int32), "demo"), make_tokenizer("vocab.txt"), 16)
+    >>> length_percentile(split, 50), length_percentile(split, 100)  # lengths 7, 3, 6, 4
+    (5.0, 7.0)
     """
     return float(np.percentile(split.lengths, q))
 
@@ -473,9 +516,15 @@ def make_dataset(
             cached teacher outputs), gathered into each batch under their key.
 
     Example:
-    >>> ds = make_dataset(split, 32, shuffle=False, seed=0)  # doctest: +SKIP
-    >>> next(iter(ds))["token_ids"].shape  # doctest: +SKIP
-    TensorShape([32, 16])
+    >>> import pathlib
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+    >>> texts = ["the film was not good", "good", "the film was good"]
+    >>> split = tokenize(Examples(texts, None, np.array([0, 1, 1], np.int32), "demo"), make_tokenizer("vocab.txt"), 16)
+    >>> for batch in make_dataset(split, 2, shuffle=False, seed=0):  # evaluation order: shortest first
+    ...     print(batch["token_ids"].numpy().tolist(), batch["index"].numpy().tolist(), batch["weight"].numpy().tolist())
+    [[2, 9, 3, 0, 0, 0, 0, 0], [2, 5, 6, 7, 9, 3, 0, 0]] [1, 2] [1.0, 1.0]
+    [[2, 5, 6, 7, 8, 9, 3, 0], [2, 5, 6, 7, 8, 9, 3, 0]] [0, 0] [1.0, 0.0]
     """
     steps = steps_per_epoch(split, batch_size)
     if not 0 <= start_step < steps:

@@ -10,11 +10,17 @@ selected per example, of which 80% become [MASK], 10% a random token and 10%
 stay as they are.
 
 Example:
->>> examples = load_pretraining_texts(text_file="corpus.txt")  # doctest: +SKIP
->>> split = tokenize(examples, tokenizer, max_seq_length=128)  # doctest: +SKIP
->>> masking = MaskingConfig.for_tokenizer(tokenizer, max_seq_length=128)  # doctest: +SKIP
->>> ds = mask_batches(make_dataset(split, 32, shuffle=True, seed=1), masking, seed=1)  # doctest: +SKIP
->>> sorted(next(iter(ds)))  # doctest: +SKIP
+>>> import pathlib
+>>> from tfkd.data.pipeline import make_dataset, tokenize
+>>> from tfkd.data.tokenizer import make_tokenizer
+>>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+>>> _ = pathlib.Path("corpus.txt").write_text("the film was good\\nthe film was not good\\n")
+>>> tokenizer = make_tokenizer("vocab.txt")
+>>> examples = load_pretraining_texts(text_file="corpus.txt")
+>>> split = tokenize(examples, tokenizer, max_seq_length=128)
+>>> masking = MaskingConfig.for_tokenizer(tokenizer, max_seq_length=128)
+>>> ds = mask_batches(make_dataset(split, 2, shuffle=True, seed=1), masking, seed=1)
+>>> sorted(next(iter(ds)))
 ['index', 'labels', 'mask_ids', 'mask_positions', 'mask_weights', 'padding_mask', 'segment_ids', 'token_ids', 'weight']
 """
 
@@ -53,9 +59,9 @@ def load_pretraining_texts(
         max_examples: keep only the first this many texts.
 
     Example:
-    >>> corpus = load_pretraining_texts(task="sst2", glue_dir="../shared/glue")  # doctest: +SKIP
-    >>> corpus.labels.any()  # doctest: +SKIP
-    False
+    >>> corpus = load_pretraining_texts(task="synthetic", max_examples=10)  # or task="sst2", glue_dir=...
+    >>> len(corpus), bool(corpus.labels.any()), corpus.source
+    (10, False, 'synthetic (labels dropped)')
     """
     if bool(text_file) == bool(task):
         raise TfkdError(
@@ -130,8 +136,12 @@ class MaskingConfig:
             selection_rate, mask_token_rate, random_token_rate: as in the class.
 
         Example:
-        >>> MaskingConfig.for_tokenizer(tokenizer, 128).max_predictions  # doctest: +SKIP
-        20
+        >>> import pathlib
+        >>> from tfkd.data.tokenizer import make_tokenizer
+        >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\n")
+        >>> masking = MaskingConfig.for_tokenizer(make_tokenizer("vocab.txt"), 128)
+        >>> masking.max_predictions, masking.mask_token_id, masking.unselectable_ids
+        (20, 4, (2, 3, 0))
         """
         return cls(
             vocabulary_size=int(tokenizer.vocabulary_size()),
@@ -166,9 +176,16 @@ def mask_batches(dataset: tf.data.Dataset, config: MaskingConfig, seed: int) -> 
         seed: the seed of the masks.
 
     Example:
-    >>> ds = mask_batches(make_dataset(split, 32, shuffle=True, seed=1, epochs=3), config, seed=1)  # doctest: +SKIP
-    >>> next(iter(ds))["mask_positions"].shape  # doctest: +SKIP
-    TensorShape([32, 20])
+    >>> import pathlib
+    >>> from tfkd.data.pipeline import make_dataset, tokenize
+    >>> from tfkd.data.tokenizer import make_tokenizer
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\nnot\\ngood\\n")
+    >>> texts = ["the film was good", "the film was not good"]
+    >>> split = tokenize(Examples(texts, None, np.zeros(2, np.int32), "demo"), make_tokenizer("vocab.txt"), 16)
+    >>> config = MaskingConfig(vocabulary_size=10, mask_token_id=4, unselectable_ids=(2, 3, 0), max_predictions=3)
+    >>> batch = next(iter(mask_batches(make_dataset(split, 2, shuffle=True, seed=1, epochs=3), config, seed=1)))
+    >>> batch["mask_positions"].shape, batch["mask_weights"].numpy().tolist()  # weight 0: an unused slot
+    (TensorShape([2, 3]), [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     """
     masker = keras_hub.layers.MaskedLMMaskGenerator(
         vocabulary_size=config.vocabulary_size,

@@ -63,8 +63,13 @@ def load_tfds_split(
         max_examples: read only the first this many examples.
 
     Example:
+    >>> from tfkd.data.tasks import get_task
     >>> load_tfds_split(get_task("mrpc"), "train", max_examples=100).labels.shape  # doctest: +SKIP
     (100,)
+    >>> load_tfds_split(get_task("synthetic"), "train")
+    Traceback (most recent call last):
+    ...
+    tfkd.core.errors.TfkdError: task synthetic is not in tensorflow-datasets. Fix: use a GLUE task.
     """
     if task.tfds_name is None:
         raise TfkdError(f"task {task.name} is not in tensorflow-datasets. Fix: use a GLUE task.")

@@ -5,8 +5,10 @@ vocabulary accented words become `[UNK]`; stripping accents together with
 lowercasing matches the reference (Hugging Face) tokenizer far more often.
 
 Example:
->>> tokenizer = make_tokenizer("vocab.txt")  # doctest: +SKIP
->>> tokenizer(["the café"])  # doctest: +SKIP
+>>> import pathlib
+>>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\ncafe\\n")
+>>> make_tokenizer("vocab.txt")(["the Café"])  # the café: lowercased, accent stripped
+[[5, 6]]
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def read_vocab(vocab_path: str) -> List[str]:
     """The vocabulary's tokens in id order.
 
     Example:
-    >>> read_vocab("vocab.txt")[:3]  # doctest: +SKIP
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[unused0]\\n[unused1]\\n[UNK]\\n")
+    >>> read_vocab("vocab.txt")[:3]
     ['[PAD]', '[unused0]', '[unused1]']
     """
     _check_vocab(vocab_path)
@@ -57,9 +61,15 @@ def make_tokenizer(vocab_path: str, lowercase: bool = True) -> keras_hub.models.
         lowercase: True for uncased vocabularies (also strips accents).
 
     Example:
-    >>> tokenizer = make_tokenizer("vocab.txt")  # doctest: +SKIP
-    >>> tokenizer.token_to_id("[CLS]")  # doctest: +SKIP
-    101
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\n")
+    >>> make_tokenizer("vocab.txt").token_to_id("[CLS]")  # 101 in BERT's vocab.txt
+    2
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\nthe\\n")
+    >>> make_tokenizer("vocab.txt")
+    Traceback (most recent call last):
+    ...
+    tfkd.core.errors.TfkdError: vocab.txt: the vocabulary lacks [CLS], [SEP], [MASK]. Fix: use a BERT WordPiece vocab.txt.
     """
     tokens = set(read_vocab(vocab_path))
     missing = [t for t in SPECIAL_TOKENS if t not in tokens]
@@ -77,8 +87,10 @@ def vocab_checksum(vocab_path: str) -> str:
         vocab_path: the vocabulary file.
 
     Example:
-    >>> vocab_checksum("vocab.txt")[:12]  # doctest: +SKIP
-    'b6c7f0b2e6a5'
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\n")
+    >>> vocab_checksum("vocab.txt")[:12]
+    'fd4c97618db7'
     """
     _check_vocab(vocab_path)
     digest = hashlib.sha256()

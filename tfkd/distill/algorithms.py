@@ -11,9 +11,22 @@ the compiled train step is never retraced.
 "Output" losses are those reading only the teacher's logits (or nothing):
 `ce`, `kd`. Every other loss is "internal" and is what the stages schedule.
 
-Example:
->>> stages = build_stages("stacked", plan)  # doctest: +SKIP
->>> distiller.fit(ds, callbacks=[StageScheduler(distiller, stages)], ...)  # doctest: +SKIP
+Example: losses ce, kd (output) and pkd (internal) on 3 layer pairs, 40 steps, the last 10 soft-label.
+
+>>> plan = StagePlan(base_weights=(0.5, 0.5, 1.0), output_mask=(True, True, False),
+...                  student_layers_of_pairs=(1, 2, 3), num_student_layers=3, total_steps=40,
+...                  steps_per_stage=10, final_steps=10, freeze_distilled=False)
+>>> stages = build_stages("stacked", plan)
+>>> [(s.name, s.steps, list(s.loss_weights), list(s.pair_weights)) for s in stages]  # doctest: +NORMALIZE_WHITESPACE
+[('stacked 1/3', 10, [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]),
+ ('stacked 2/3', 10, [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]),
+ ('stacked 3/3', 10, [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]),
+ ('soft-label', 10, [0.5, 0.5, 0.0], [1.0, 1.0, 1.0])]
+
+With a `Distiller` holding those three losses (built as in its docstring), one `fit` runs every stage; that
+training is left to tests/distill/test_algorithms.py:
+
+>>> distiller.fit(ds, epochs=4, steps_per_epoch=10, callbacks=[StageScheduler(distiller, stages)])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -130,8 +143,16 @@ def build_stages(name: str, plan: StagePlan) -> List[Stage]:
     """The stages of algorithm `name` (`joint`, `progressive`, `stacked`, or a registered one) for `plan`.
 
     Example:
-    >>> [s.name for s in build_stages("stacked", plan)]  # doctest: +SKIP
-    ['stacked 1/3', 'stacked 2/3', 'stacked 3/3', 'soft-label']
+    >>> plan = StagePlan(base_weights=(0.5, 0.5, 1.0), output_mask=(True, True, False),
+    ...                  student_layers_of_pairs=(2, 4), num_student_layers=4, total_steps=30,
+    ...                  steps_per_stage=10, final_steps=10, freeze_distilled=True)
+    >>> for stage in build_stages("progressive", plan):  # gradient scale of embeddings, layers 1-4, head
+    ...     print(stage.name, list(stage.pair_weights), list(stage.grad_scale))
+    progressive 1/2 [1.0, 0.0] [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    progressive 2/2 [0.0, 1.0] [0.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    soft-label [1.0, 1.0] [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    >>> [s.name for s in build_stages("joint", plan)]
+    ['joint', 'soft-label']
     """
     stages = ALGORITHMS.get(name)(plan)
     if not any(not is_out for is_out in plan.output_mask) and name != "joint":

@@ -83,9 +83,20 @@ class Distiller(keras.Model):
             cost of one copy of the student's weights per step.
 
     Example:
+    >>> from tfkd.losses import LOSSES, DistillContext, ModelSpec
+    >>> from tfkd.models import StudentShape, build_student
+    >>> teacher = BertModel(vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> student = build_student(StudentShape(1, 8, 2, 16), like=teacher)
+    >>> context = DistillContext(ModelSpec(2, 8, 2), ModelSpec(1, 8, 2), layer_map=((1, 2),))
+    >>> ce, kd = LOSSES.get("ce")(context), LOSSES.get("kd")(context, temperature=2.0)
     >>> distiller = Distiller(student, teacher, [("ce", ce, 0.5), ("kd", kd, 0.5)], eval_loss=ce)
-    >>> distiller.compile(optimizer=keras.optimizers.AdamW(5e-5), jit_compile=True)
-    >>> distiller.fit(train_ds, epochs=3, steps_per_epoch=n)
+    >>> distiller.compile(optimizer=keras.optimizers.AdamW(5e-5), jit_compile=False)  # True on a GPU
+    >>> batch = {"token_ids": tf.constant([[2, 7, 9, 3]]), "segment_ids": tf.zeros((1, 4), tf.int32),
+    ...          "padding_mask": tf.ones((1, 4), tf.int32), "labels": tf.constant([1]), "index": tf.constant([0])}
+    >>> train_ds = tf.data.Dataset.from_tensors(batch).repeat()  # `tfkd.data.make_dataset` in a run
+    >>> history = distiller.fit(train_ds, epochs=1, steps_per_epoch=2, verbose=0)
+    >>> sorted(history.history), distiller.nonfinite_report()
+    (['loss', 'loss_ce', 'loss_kd'], None)
     """
 
     def __init__(
@@ -333,7 +344,9 @@ class Distiller(keras.Model):
         Reads two small variables (one host sync): call it at checkpoints and
         epoch ends, not after every step.
 
-        Example:
+        Example: after a run whose CoDIR term overflowed at step 13 (None while every term stayed finite,
+        as in the class example):
+
         >>> distiller.nonfinite_report()  # doctest: +SKIP
         (13, {'loss_codir': nan, 'loss': nan})
         """

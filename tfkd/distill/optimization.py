@@ -13,8 +13,8 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
     >>> schedule = WarmupLinearDecay(5e-5, total_steps=1000, warmup_steps=100)
-    >>> float(schedule(50))
-    2.5e-05
+    >>> [round(float(schedule(step)) / 5e-5, 4) for step in (0, 50, 100, 550, 1000)]  # fractions of the peak
+    [0.0, 0.5, 1.0, 0.5, 0.0]
     """
 
     def __init__(self, peak: float, total_steps: int, warmup_steps: int):

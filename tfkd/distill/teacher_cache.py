@@ -14,9 +14,28 @@ weights, vocabulary, tokenized data, features, dtype); a cache whose
 fingerprint differs is refused, never used.
 
 Example:
->>> features, blockers = cacheable_features(distiller.loss_layers)  # doctest: +SKIP
->>> cache = load_or_build("run/teacher_cache", teacher, vocab_path, train, features)  # doctest: +SKIP
->>> ds = make_dataset(train, 32, shuffle=True, seed=1, extras=cache.extras())  # doctest: +SKIP
+>>> import pathlib
+>>> from tfkd.data.examples import Examples
+>>> from tfkd.data.pipeline import tokenize
+>>> from tfkd.data.tokenizer import make_tokenizer
+>>> from tfkd.losses import LOSSES, DistillContext, ModelSpec
+>>> from tfkd.models import BertModel
+>>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nthe\\nfilm\\nwas\\ngood\\n")
+>>> examples = Examples(["the film was good", "good", "the film"], None, np.array([1, 1, 0], np.int32), "demo")
+>>> train = tokenize(examples, make_tokenizer("vocab.txt"), 16)
+>>> teacher = BertModel(vocabulary_size=9, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+>>> kd = LOSSES.get("kd")(DistillContext(ModelSpec(1, 8, 2), ModelSpec(1, 8, 2), ((1, 1),)))
+>>> features, blockers = cacheable_features([kd])  # a run passes its distiller.loss_layers
+>>> features, blockers
+(('logits',), [])
+>>> cache = load_or_build("teacher_cache", teacher, "vocab.txt", train, features)
+>>> cache.built, cache.features["logits"].shape
+(True, (3, 2))
+>>> ds = make_dataset(train, 2, shuffle=True, seed=1, extras=cache.extras())
+>>> sorted(next(iter(ds)))
+['index', 'labels', 'padding_mask', 'segment_ids', 'teacher/logits', 'token_ids', 'weight']
+>>> load_or_build("teacher_cache", teacher, "vocab.txt", train, features).built  # the next run loads it
+False
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ Output layout under `export_dir`:
 A version is written under a hidden name and renamed into place when
 complete, so a server polling the folder never loads half a model.
 
-Example:
->>> result = export(ExportOptions(workdir="workdirs/kd_sst2", export_dir="/tmp/serving"))
->>> result.saved_model_dir
+Example (a finished `tfkd.train` run is minutes of training, so these lines are not run here):
+>>> result = export(ExportOptions(workdir="workdirs/kd_sst2", export_dir="/tmp/serving"))  # doctest: +SKIP
+>>> result.saved_model_dir  # doctest: +SKIP
 '/tmp/serving/kd_sst2/1'
 """
 
@@ -198,8 +198,17 @@ def write_models_config(export_dir: str) -> str:
         export_dir: the serving root.
 
     Example:
-    >>> print(open(write_models_config("/tmp/serving")).read())  # doctest: +SKIP
-    model_config_list { config { name: "kd_sst2" base_path: "/tmp/serving/kd_sst2" model_platform: "tensorflow" } }
+    >>> for version in ("serving/kd_sst2/1", "serving/kd_sst2/2", "serving/tflite/kd_sst2/1"):
+    ...     os.makedirs(version)
+    >>> print(open(write_models_config("serving")).read())  # doctest: +ELLIPSIS
+    model_config_list {
+      config {
+        name: "kd_sst2"
+        base_path: ".../serving/kd_sst2"
+        model_platform: "tensorflow"
+      }
+    }
+    <BLANKLINE>
     """
     config = model_server_config_pb2.ModelServerConfig()
     for name in sorted(os.listdir(export_dir)):
@@ -273,8 +282,8 @@ def export(options: ExportOptions, log: Callable[[str], None] = cli_log) -> Expo
         options: the export options.
         log: where progress lines go.
 
-    Example:
-    >>> export(ExportOptions("workdirs/kd_sst2", "/tmp/serving", quantize=["dynamic_int8"])).tflite_files
+    Example (needs a finished `tfkd.train` run, so not run here):
+    >>> export(ExportOptions("workdirs/kd_sst2", "/tmp/serving", quantize=["dynamic_int8"])).tflite_files  # doctest: +SKIP
     {'dynamic_int8': '/tmp/serving/tflite/kd_sst2/1/kd_sst2_dynamic_int8.tflite', 'text_float32': ...}
     """
     unknown = [v for v in options.quantize if v not in VARIANTS]

@@ -44,9 +44,14 @@ def logits_function(model: BertModel) -> LogitsFn:
         model: the `BertModel` (post-LayerNorm encoder layers, as tfkd builds them).
 
     Example:
-    >>> forward = logits_function(model)
-    >>> forward(ids, segments, mask).shape  # same values as model(...)["logits"]
+    >>> model = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> ids, segments, mask = tf.constant([[2, 5, 6, 3, 0]]), tf.zeros((1, 5), tf.int32), tf.constant([[1, 1, 1, 1, 0]])
+    >>> logits = logits_function(model)(ids, segments, mask)
+    >>> logits.shape
     TensorShape([1, 2])
+    >>> keras_logits = model({"token_ids": ids, "segment_ids": segments, "padding_mask": mask})["logits"]
+    >>> bool(tf.reduce_all(tf.abs(logits - keras_logits) < 1e-5))
+    True
     """
     def forward(token_ids: tf.Tensor, segment_ids: tf.Tensor, padding_mask: tf.Tensor) -> tf.Tensor:
         tokens = model.token_embedding(token_ids)

@@ -43,7 +43,11 @@ def next_version(model_base: str) -> int:
         model_base: the model's base path.
 
     Example:
-    >>> next_version("/tmp/serving/sst2_kd")  # holds 1/ and 2/
+    >>> next_version("serving/sst2_kd")  # a new model
+    1
+    >>> for version in ("1", "2"):
+    ...     os.makedirs(os.path.join("serving/sst2_kd", version))
+    >>> next_version("serving/sst2_kd")
     3
     """
     if not os.path.isdir(model_base):
@@ -104,9 +108,17 @@ def export_saved_model(
         is_regression: one `score` output instead of classes.
 
     Example:
-    >>> export_saved_model(model, "/tmp/serving/sst2_kd/1", vocab_path="vocab.txt", lowercase=True,
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> model = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> export_saved_model(model, "serving/sst2_kd/1", vocab_path="vocab.txt", lowercase=True,
     ...                    max_seq_length=128, text_fields=("sentence",),
     ...                    label_names=("negative", "positive"), is_regression=False)
+    >>> sorted(signature_specs("serving/sst2_kd/1"))
+    ['predict_ids', 'serving_default']
+    >>> served = tf.saved_model.load("serving/sst2_kd/1").signatures["serving_default"]
+    >>> sorted((name, value.shape.as_list()) for name, value in served(sentence=tf.constant(["a fine film"])).items())
+    [('label', [1]), ('logits', [1, 2]), ('probabilities', [1, 2])]
     """
     if not is_regression and len(label_names) != model.num_classes:
         raise TfkdError(
@@ -173,8 +185,14 @@ def required_ops(path: str) -> Dict[str, List[str]]:
         path: a SavedModel folder.
 
     Example:
-    >>> required_ops("/tmp/serving/sst2_kd/1")["custom"]
-    ['CaseFoldUTF8', 'FastWordpieceTokenizeWithOffsets', 'NormalizeUTF8', 'RegexSplitWithOffsets']
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> model = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> export_saved_model(model, "serving/sst2_kd/1", vocab_path="vocab.txt", lowercase=True, max_seq_length=128,
+    ...                    text_fields=("sentence",), label_names=("negative", "positive"), is_regression=False)
+    >>> ops = required_ops("serving/sst2_kd/1")
+    >>> ops["custom"], ops["unknown"]  # tensorflow-text's ops, which a server must link in
+    (['CaseFoldUTF8', 'FastWordpieceTokenizeWithOffsets', 'NormalizeUTF8', 'RegexSplitWithOffsets'], [])
     """
     ops = set()
     for meta_graph in _read_saved_model(path).meta_graphs:

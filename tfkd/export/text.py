@@ -110,8 +110,13 @@ def serving_preprocessor(vocab_path: str, lowercase: bool, max_seq_length: int):
         max_seq_length: the most tokens per example, [CLS]/[SEP] included.
 
     Example:
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
     >>> _, preprocess = serving_preprocessor("vocab.txt", True, 128)
-    >>> ids, segments, mask = preprocess(tf.constant(["a fine film"]))
+    >>> # Traced, as in the SavedModel: called eagerly, a keras-hub tokenizer returns Python lists.
+    >>> ids, segments, mask = tf.function(preprocess)(tf.constant(["a fine film", "A film"]))
+    >>> ids.numpy().tolist(), mask.numpy().tolist()  # n = 5, the longest row
+    ([[2, 5, 6, 7, 3], [2, 5, 7, 3, 0]], [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
     """
     tokenizer = make_tokenizer(vocab_path, lowercase)
 
@@ -137,10 +142,12 @@ def lite_preprocessor(vocab_path: str, lowercase: bool, seq_length: int):
         seq_length: the fixed packed length.
 
     Example:
-    >>> _, preprocess = lite_preprocessor("vocab.txt", True, 64)
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> _, preprocess = lite_preprocessor("vocab.txt", True, 8)
     >>> ids, segments, mask = preprocess(tf.constant(["a fine film"]))
-    >>> ids.shape
-    TensorShape([1, 64])
+    >>> ids.numpy().tolist(), mask.numpy().tolist()
+    ([[2, 5, 6, 7, 3, 0, 0, 0]], [[1, 1, 1, 1, 1, 0, 0, 0]])
     """
     vocab = read_vocab(vocab_path)
     tokenizer = tensorflow_text.FastBertTokenizer(

@@ -63,8 +63,12 @@ def convert_ids_models(
             of training examples.
 
     Example:
-    >>> flatbuffers = convert_ids_models(model, 64, ["float32", "dynamic_int8"])
-    >>> LiteModel(flatbuffers["float32"])(input_ids=ids, segment_ids=segments, padding_mask=mask)["logits"]
+    >>> model = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> flatbuffers = convert_ids_models(model, 8, ["float32", "dynamic_int8"])
+    >>> ids = np.array([[2, 5, 6, 7, 3, 0, 0, 0]], np.int32)  # [CLS] a fine film [SEP], padded to 8
+    >>> lite = LiteModel(flatbuffers["float32"])
+    >>> lite(input_ids=ids, segment_ids=np.zeros_like(ids), padding_mask=(ids > 0).astype(np.int32))["logits"].shape
+    (1, 2)
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -110,8 +114,13 @@ def convert_text_model(
         text_fields: the input names, one per text of an example.
 
     Example:
-    >>> flatbuffer = convert_text_model(model, "vocab.txt", True, 64, ("sentence",))
-    >>> LiteModel(flatbuffer, custom_ops=True)(sentence=np.array([b"a fine film"]))["logits"]
+    >>> import pathlib
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> model = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> flatbuffer = convert_text_model(model, "vocab.txt", True, 8, ("sentence",))
+    >>> outputs = LiteModel(flatbuffer, custom_ops=True)(sentence=np.array([b"a fine film"]))
+    >>> outputs["logits"].shape, outputs["token_ids"].tolist()  # [CLS] a fine film [SEP], padded to 8
+    ((1, 2), [[2, 5, 6, 7, 3, 0, 0, 0]])
     """
     forward = logits_function(model)
     tokenizer, preprocess = lite_preprocessor(vocab_path, lowercase, seq_length)
@@ -143,8 +152,12 @@ class LiteModel:
         num_threads: interpreter threads.
 
     Example:
+    >>> model = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> with open("sst2_kd_float32.tflite", "wb") as f:  # what `tfkd.export` writes
+    ...     _ = f.write(convert_ids_models(model, 8, ["float32"])["float32"])
     >>> lite = LiteModel("sst2_kd_float32.tflite")
-    >>> lite(input_ids=ids, segment_ids=segments, padding_mask=mask)["logits"].shape
+    >>> ids = np.array([[2, 5, 6, 7, 3, 0, 0, 0]], np.int32)
+    >>> lite(input_ids=ids, segment_ids=np.zeros_like(ids), padding_mask=(ids > 0).astype(np.int32))["logits"].shape
     (1, 2)
     """
 

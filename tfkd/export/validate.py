@@ -210,9 +210,10 @@ def validate(result: ExportResult, latency_examples: int = 200, log: Callable[[s
             signature (TFLite models time the whole dev set).
         log: where progress lines go.
 
-    Example:
-    >>> report = validate(export(options))
-    >>> print(format_table(report))
+    Example (needs a finished `tfkd.train` run, so not run here):
+    >>> from tfkd.export import ExportOptions, export
+    >>> report = validate(export(ExportOptions(workdir="workdirs/kd_sst2", export_dir="/tmp/serving")))  # doctest: +SKIP
+    >>> print(format_table(report))  # doctest: +SKIP
     """
     task, model, seq_length = result.run.task, result.model, result.tflite_seq_length
     dev = result.dev

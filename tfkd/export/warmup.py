@@ -35,9 +35,17 @@ def dev_requests(
         batch_sizes: one request of each size per signature.
 
     Example:
-    >>> requests = dev_requests(dev, dev_split, ("sentence",))
-    >>> [(name, inputs["sentence"].shape) for name, inputs in requests[:2]]
-    [('serving_default', (1,)), ('serving_default', (8,))]
+    >>> import pathlib
+    >>> from tfkd.data import make_tokenizer, tokenize
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> dev = Examples(["a fine film", "a film", "fine"], None, np.array([1, 0, 1], np.int32), "dev.tsv")
+    >>> requests = dev_requests(dev, tokenize(dev, make_tokenizer("vocab.txt"), 16), ("sentence",), batch_sizes=(1, 2))
+    >>> for name, inputs in requests:
+    ...     print(name, {key: value.shape for key, value in inputs.items()})
+    serving_default {'sentence': (1,)}
+    serving_default {'sentence': (2,)}
+    predict_ids {'input_ids': (1, 5), 'segment_ids': (1, 5), 'padding_mask': (1, 5)}
+    predict_ids {'input_ids': (2, 5), 'segment_ids': (2, 5), 'padding_mask': (2, 5)}
     """
     texts = [examples.text_a] + ([examples.text_b] if examples.is_pair else [])
     requests: List[Request] = []
@@ -66,8 +74,9 @@ def write_warmup_requests(saved_model_dir: str, model_name: str, requests: Seque
         requests: `(signature_name, {input: array})` pairs.
 
     Example:
-    >>> write_warmup_requests("/tmp/serving/sst2_kd/1", "sst2_kd", dev_requests(dev, dev_split, ("sentence",)))
-    '/tmp/serving/sst2_kd/1/assets.extra/tf_serving_warmup_requests'
+    >>> requests = [("serving_default", {"sentence": np.array(["a fine film"], dtype=object)})]  # `dev_requests`
+    >>> write_warmup_requests("serving/sst2_kd/1", "sst2_kd", requests)
+    'serving/sst2_kd/1/assets.extra/tf_serving_warmup_requests'
     """
     path = os.path.join(saved_model_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -90,8 +99,12 @@ def read_warmup_requests(saved_model_dir: str) -> List[prediction_log_pb2.Predic
         saved_model_dir: the version folder.
 
     Example:
-    >>> [log.predict_log.request.model_spec.signature_name for log in read_warmup_requests(path)]
-    ['serving_default', 'serving_default', 'predict_ids', 'predict_ids']
+    >>> ids = {name: np.zeros((1, 4), np.int32) for name in ID_INPUTS}
+    >>> write_warmup_requests("serving/sst2_kd/1", "sst2_kd", [("serving_default", {"sentence": np.array(["a"], dtype=object)}),
+    ...                                                         ("predict_ids", ids)])
+    'serving/sst2_kd/1/assets.extra/tf_serving_warmup_requests'
+    >>> [log.predict_log.request.model_spec.signature_name for log in read_warmup_requests("serving/sst2_kd/1")]
+    ['serving_default', 'predict_ids']
     """
     logs = []
     for record in tf.data.TFRecordDataset(os.path.join(saved_model_dir, WARMUP_FILE)):

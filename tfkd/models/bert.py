@@ -54,6 +54,7 @@ class BertModel(keras.Model):
         dtype: dtype policy of the layers.
 
     Example:
+    >>> import numpy as np
     >>> model = BertModel(vocabulary_size=30, num_layers=2, num_heads=2,
     ...                   hidden_dim=8, intermediate_dim=16, num_classes=2)
     >>> out = model({"token_ids": np.ones((1, 5), "int32"),
@@ -222,8 +223,8 @@ def count_params(model: keras.Model) -> int:
     """All weights of `model`, trainable or frozen, without the dropout layers' seed states.
 
     Example:
-    >>> count_params(student)  # 3 layers, 384 wide, 12 heads, FF 1536, 2 classes
-    17390594
+    >>> count_params(BertModel(vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16))
+    5658
     """
     return int(sum(math.prod(v.shape) for v in model.weights if "seed_generator" not in v.path))
 
@@ -233,8 +234,12 @@ def check_sequence_length(model: BertModel, length: int, flag: str = "--max_seq_
     would otherwise fail inside the compiled step with a slicing error.
 
     Example:
-    >>> check_sequence_length(teacher, 1024)  # doctest: +SKIP
-    TfkdError: --max_seq_length=1024 exceeds the 512 positions of teacher. Fix: pass --max_seq_length=512 or less.
+    >>> teacher = BertModel(vocabulary_size=30, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+    ...                     name="teacher")
+    >>> check_sequence_length(teacher, 1024)
+    Traceback (most recent call last):
+    ...
+    tfkd.core.errors.TfkdError: --max_seq_length=1024 exceeds the 512 positions of teacher. Fix: pass --max_seq_length=512 or less.
     """
     if length > model.max_sequence_length:
         raise TfkdError(

@@ -25,6 +25,7 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
         **kwargs: the arguments of `keras_hub.layers.TransformerEncoder`.
 
     Example:
+    >>> import numpy as np
     >>> layer = TransformerEncoder(num_heads=2, intermediate_dim=16,
     ...                            return_attention_scores=True)
     >>> y, probs = layer(np.zeros((1, 4, 8), "float32"))

@@ -7,6 +7,13 @@ stores `[out, in]`, and `classifier.bias`) and says what its logits mean in
 encoder, so tfkd reads the head itself.
 
 Example:
+>>> from safetensors.numpy import save_file
+>>> os.makedirs("sst2_bert")  # what transformers' save_pretrained writes, less the encoder
+>>> with open("sst2_bert/config.json", "w") as f:
+...     json.dump({"architectures": ["BertForSequenceClassification"],
+...                "id2label": {"0": "negative", "1": "positive"}}, f)
+>>> save_file({HEAD_WEIGHT: np.zeros((2, 768), np.float32), HEAD_BIAS: np.zeros(2, np.float32)},
+...           "sst2_bert/model.safetensors")
 >>> config = json.load(open("sst2_bert/config.json"))
 >>> is_classifier(config)
 True

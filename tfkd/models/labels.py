@@ -7,8 +7,13 @@ in the task's order, so class id k means the same thing to teacher, student,
 data and metrics.
 
 Example:
->>> match_label_order(model, ModelMetadata(label_names=["POSITIVE", "NEGATIVE"]), get_task("sst2"), "the teacher")
+>>> from tfkd.data.tasks import get_task
+>>> model = BertModel(vocabulary_size=30, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+>>> metadata = ModelMetadata(label_names=["POSITIVE", "NEGATIVE"])  # a Hugging Face head's id2label
+>>> match_label_order(model, metadata, get_task("sst2"), "the teacher")
 "the teacher: classes POSITIVE, NEGATIVE matched to sst2's negative, positive by name (head rows reordered)"
+>>> metadata.label_names
+['negative', 'positive']
 """
 
 from __future__ import annotations

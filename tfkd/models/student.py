@@ -51,8 +51,11 @@ def build_student(
         output_attentions: also output attention probabilities (for attention losses).
 
     Example:
-    >>> student = build_student(StudentShape(num_layers=3), like=teacher,
-    ...                         init_from=teacher, layers_from=[2, 4, 6])
+    >>> teacher = BertModel(vocabulary_size=30, num_layers=6, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> student = build_student(StudentShape(num_layers=3, hidden_dim=8, num_heads=2, intermediate_dim=16),
+    ...                         like=teacher, init_from=teacher, layers_from=[2, 4, 6])
+    >>> student.num_layers, student.vocabulary_size
+    (3, 30)
     """
     if config.hidden_dim % config.num_heads:
         raise TfkdError(
@@ -124,7 +127,12 @@ def load_init_source(path: str, teacher_vocab_path: str) -> BertModel:
         teacher_vocab_path: the teacher's `vocab.txt`.
 
     Example:
-    >>> load_init_source("hf/bert_uncased_L-4_H-256", teacher.vocab_path).num_layers
+    >>> from tfkd.models.model_dir import ModelMetadata, save_model_dir
+    >>> with open("vocab.txt", "w") as f:
+    ...     _ = f.write("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> source = BertModel(vocabulary_size=8, num_layers=4, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> save_model_dir("source", source, "vocab.txt", ModelMetadata())
+    >>> load_init_source("source", teacher_vocab_path="vocab.txt").num_layers  # the teacher has this vocabulary too
     4
     """
     if path.endswith(".keras") or is_model_dir(path):

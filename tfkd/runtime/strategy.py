@@ -4,11 +4,16 @@
 the default (single-device) strategy otherwise. `--cpu_replicas=N` splits the
 CPU into N logical devices so multi-replica code paths run on a laptop or in CI.
 
-Example:
->>> configure_cpu_replicas(2)          # before TensorFlow touches a device
->>> strategy = make_strategy("mirrored")
->>> strategy.num_replicas_in_sync
+Example: two replicas on one CPU. `configure_cpu_replicas` must run before TensorFlow touches a device, at
+process start (`python -m tfkd.train --cpu_replicas=2` does), so these two lines cannot run inside a test process:
+
+>>> configure_cpu_replicas(2)  # doctest: +SKIP
+>>> make_strategy("mirrored", cpu_replicas=2).num_replicas_in_sync  # doctest: +SKIP
 2
+>>> make_strategy("nccl")
+Traceback (most recent call last):
+...
+tfkd.core.errors.TfkdError: unknown --strategy 'nccl'. Fix: use one of auto, one_device, mirrored, multi_worker, tpu.
 """
 
 from __future__ import annotations

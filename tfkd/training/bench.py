@@ -18,9 +18,11 @@ one process, all XLA-compiled:
 Each row gives the median ms/step, the ratio to the floor and to the
 student-only step, and the first step's seconds (XLA compile).
 
-Example:
+Example (MiniLM as the teacher and XLA-compiled timings: minutes, so not run here):
 >>> from tfkd.training.bench import BenchOptions, benchmark
->>> report = benchmark(run_config, BenchOptions(lengths=(64,), methods=("kd", "codir"), steps=3))  # doctest: +SKIP
+>>> from tfkd.training.config import RunConfig
+>>> options = BenchOptions(lengths=(64,), methods=("kd", "codir"), steps=3)
+>>> report = benchmark(RunConfig(workdir="/tmp/bench"), options)  # doctest: +SKIP
 >>> [row["step"] for row in report["rows"]][:2]  # doctest: +SKIP
 ['student', 'floor']
 """

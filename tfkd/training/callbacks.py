@@ -39,8 +39,23 @@ class DevEvaluation(keras.callbacks.Callback):
         history_path: a JSON file for the per-epoch dev metrics.
 
     Example:
-    >>> dev_eval = DevEvaluation(evaluator, lambda: student, save_best, "run/dev_history.json")
-    >>> dev_eval.restore(epochs_done=2)  # after resuming from a checkpoint of epoch 2
+    >>> import pathlib
+    >>> import numpy as np
+    >>> from tfkd.data import Examples, get_task, make_tokenizer, tokenize
+    >>> from tfkd.models import BertModel
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> dev = tokenize(Examples(["a fine film", "a film"], None, np.array([1, 0], np.int32), "dev"),
+    ...                make_tokenizer("vocab.txt"), 16)
+    >>> student = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> evaluator = Evaluator(get_task("sst2"), dev, batch_size=2, jit_compile=False)
+    >>> saved = []
+    >>> dev_eval = DevEvaluation(evaluator, lambda: student, lambda epoch, metrics: saved.append(epoch),
+    ...                          "dev_history.json")
+    >>> write_json("dev_history.json", [{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "accuracy": 0.8},
+    ...                                 {"epoch": 3, "accuracy": 0.9}])
+    >>> dev_eval.restore(epochs_done=2)  # after resuming from a checkpoint of epoch 2: epoch 3 was not saved
+    >>> dev_eval.best_epoch, dev_eval.best, saved
+    (2, {'accuracy': 0.8}, [])
     """
 
     def __init__(self, evaluator: Evaluator, model_fn: Callable, save_best: Callable[[int, Dict[str, float]], None],
@@ -173,9 +188,26 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             non-chief worker saves into scratch but resumes from the chief's).
 
     Example:
-    >>> checkpoint = TrainingCheckpoint("run/checkpoints", distiller, steps_per_epoch=100, every_steps=50)
-    >>> start_step = checkpoint.restore()
-    >>> distiller.fit(ds, callbacks=[checkpoint], ...)  # doctest: +SKIP
+    >>> from tfkd.distill import Distiller
+    >>> from tfkd.losses import LOSSES, DistillContext, ModelSpec
+    >>> from tfkd.models import BertModel
+    >>> def make_distiller():
+    ...     student = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    ...     ce = LOSSES.get("ce")(DistillContext(ModelSpec(1, 8, 2), ModelSpec(1, 8, 2), ((1, 1),)))
+    ...     distiller = Distiller(student, None, [("ce", ce, 1.0)])  # fine-tuning: no teacher
+    ...     distiller.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    ...     distiller.build_for_restore()
+    ...     return distiller
+    >>> checkpoint = TrainingCheckpoint("run/checkpoints", make_distiller(), steps_per_epoch=100, every_steps=50)
+    >>> checkpoint.restore()  # a new run starts at step 0
+    0
+    >>> checkpoint.step = 150  # what distiller.fit(ds, callbacks=[checkpoint], ...) counts
+    >>> checkpoint.save()
+    [tfkd] saved checkpoint run/checkpoints/ckpt-150 at step 150 (epoch 2, batch 50 of 100)
+    'run/checkpoints/ckpt-150'
+    >>> TrainingCheckpoint("run/checkpoints", make_distiller(), steps_per_epoch=100).restore()  # the resumed run
+    [tfkd] resumed from run/checkpoints/ckpt-150 at step 150 (epoch 2, batch 50 of 100)
+    150
     """
 
     def __init__(self, directory: str, distiller, steps_per_epoch: int, every_steps: int = 0, max_to_keep: int = 2,
@@ -357,10 +389,12 @@ class PreemptionSignal:
     `signal_name` says which one came (SIGTERM until one does). A second Ctrl-C raises `KeyboardInterrupt`
     at once, for a user who does not want to wait for the checkpoint.
 
-    Example:
+    Example: a run sets `checkpoint.preemption = preemption` and calls `distiller.fit` inside the block.
+
     >>> with PreemptionSignal() as preemption:
-    ...     checkpoint.preemption = preemption
-    ...     distiller.fit(...)  # doctest: +SKIP
+    ...     os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler sends before it stops the job
+    >>> preemption.requested, preemption.signal_name
+    (True, 'SIGTERM')
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -12,9 +12,19 @@
   unless overridden, and the overrides are recorded.
 
 Example:
->>> check_directory_target("runs/a", "--workdir")  # doctest: +SKIP
->>> with WorkdirLock("runs/a"):  # doctest: +SKIP
-...     changes = RunFlags("runs/a").check(flags, resuming=True, allow_changes=False)
+>>> check_directory_target("runs/a", "--workdir")  # fine: it does not exist yet
+>>> with WorkdirLock("runs/a"):
+...     RunFlags("runs/a").check({"learning_rate": 5e-5}, resuming=False, allow_changes=False)
+[]
+>>> with WorkdirLock("runs/a"):  # resumed with another learning rate, accepted (--allow_changed_flags)
+...     RunFlags("runs/a").check({"learning_rate": 1e-4}, resuming=True, allow_changes=True)
+[{'flag': 'learning_rate', 'old': 5e-05, 'new': 0.0001}]
+>>> with open("notes.txt", "w") as f:
+...     _ = f.write("a file, not a directory")
+>>> check_directory_target("notes.txt/run", "--workdir")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+tfkd.core.errors.TfkdError: --workdir=notes.txt/run is inside the file .../notes.txt, not a directory. ...
 """
 
 from __future__ import annotations
@@ -51,8 +61,11 @@ class WorkdirLock:
         flag: the flag that named it, for the message.
 
     Example:
-    >>> with WorkdirLock("runs/a"):  # doctest: +SKIP
-    ...     train()
+    >>> with WorkdirLock("runs/a"):
+    ...     WorkdirLock("runs/a").__enter__()  # a second run of the same workdir  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfkd.core.errors.TfkdError: --workdir=runs/a is in use by process ... on host .... Fix: wait for that run ...
     """
 
     def __init__(self, directory: str, flag: str = "--workdir"):
