@@ -22,7 +22,7 @@ from tfkd.training.results import EvalResult
 flags.DEFINE_string("model", None, "A tfkd model directory (e.g. <workdir>/model) or .keras file.")
 flags.DEFINE_string("task", None, "Task (default: the one the model was trained on).")
 flags.DEFINE_string("glue_dir", None, "GLUE TSV directory (default: tensorflow-datasets).")
-flags.DEFINE_string("split", "dev", "Split to score (dev, or e.g. dev_mismatched for MNLI).")
+flags.DEFINE_string("split", "dev", "Split to score (dev, or e.g. dev_mismatched for MNLI; test for your own data with labels).")
 flags.DEFINE_integer("max_seq_length", None, "Maximum tokens (default: the model's training length).", lower_bound=2)
 flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_string("output", None, "Also write the metrics as JSON here (what it prints, with its schema_version).")
@@ -34,7 +34,9 @@ def main(argv) -> None:
     if not FLAGS.model:
         raise TfkdError("--model is required. Fix: pass --model=<workdir>/model.")
     model, vocab_path, metadata = load_model_dir(FLAGS.model)
-    task = get_task(FLAGS.task or metadata.task)
+    task = get_task(FLAGS.task) if FLAGS.task else metadata.recorded_task()
+    if task is None:
+        raise TfkdError(f"the model '{FLAGS.model}' does not record the task it was trained on. Fix: pass --task=<task>.")
     check_task(model, metadata, task, f"the model '{FLAGS.model}'", FLAGS.allow_task_mismatch)
     length = FLAGS.max_seq_length or metadata.max_seq_length
     check_sequence_length(model, length)

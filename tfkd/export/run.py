@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional
 
 from tfkd.core.errors import TfkdError
 from tfkd.data import GlueTask, get_task
+from tfkd.data.tasks import TaskSpec
 from tfkd.models.model_dir import MODEL_FILE, is_model_dir
 from tfkd.training.results import RESULTS_FILE, RunResult, read_result
 
@@ -108,7 +109,8 @@ def load_run(workdir: str, glue_dir: Optional[str] = None) -> TrainedRun:
         workdir=workdir,
         model_dir=model_dir,
         result=result,
-        task=get_task(result.task),
+        # Your own data's task is known only from what the run recorded; a GLUE task also by name.
+        task=TaskSpec.from_dict(result.task_spec) if result.task_spec else get_task(result.task),
         teacher_dir=find_teacher_dir(workdir, result),
         glue_dir=glue_dir or result.setting("data", "glue_dir", flag="glue_dir") or None,
     )
