@@ -163,3 +163,14 @@ def dense_np(layer: keras.layers.Dense, x: np.ndarray) -> np.ndarray:
     kernel = np.asarray(layer.kernel.numpy(), np.float64)
     bias = np.asarray(layer.bias.numpy(), np.float64)
     return x @ kernel + bias
+
+
+# The vocabulary of the tiny end-to-end runs (tests/conftest.py's `tiny_setup`).
+WORDS = ["good", "bad", "great", "awful", "not", "movie", "the", "was", "very", "dull", "fun", "plot"]
+
+
+def write_vocab(path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["."]
+    with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    return len(tokens)

@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 from tfkd.core.errors import TfkdError  # noqa: E402
 from tfkd.core.registry import Registry  # noqa: E402
 from tfkd.losses import LOSSES, DistillationLoss, DistillContext, ModelSpec, register_loss  # noqa: E402
+from tfkd.training.api import run_distill, run_finetune, run_pretrain  # noqa: E402
 from tfkd.training.config import (  # noqa: E402
     DataConfig,
     MethodConfig,
@@ -46,7 +47,6 @@ from tfkd.training.config import (  # noqa: E402
     TeacherConfig,
 )
 from tfkd.training.results import RunResult, read_result  # noqa: E402
-from tfkd.training.api import run_distill, run_finetune, run_pretrain  # noqa: E402
 
 __all__ = [
     "LOSSES", "DataConfig", "DistillContext", "DistillationLoss", "MLMConfig", "MethodConfig", "ModelSpec",

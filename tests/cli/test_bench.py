@@ -7,7 +7,8 @@ import sys
 import pytest
 
 import tfkd  # noqa: F401
-from tests.cli.test_train import ROOT, write_vocab
+from tests.cli.test_train import ROOT
+from tests.helpers import write_vocab
 from tfkd.models import BertModel, ModelMetadata, save_model_dir
 
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tfkd.data.tasks import get_task
 from tfkd.core.errors import TfkdError
+from tfkd.data.tasks import get_task
 from tfkd.models import BertModel, ModelMetadata, check_task, save_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tfkd  # noqa: F401
-from tests.cli.test_train import ROOT, common, run_train, tiny_setup  # noqa: F401  (tiny_setup is a fixture)
+from tests.cli.test_train import ROOT, common, run_train
 from tfkd.cli.launch import flag_value, tf_configs
 from tfkd.models import load_model_dir
 

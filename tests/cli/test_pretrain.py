@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import tfkd  # noqa: F401
-from tests.cli.test_train import ROOT, WORDS, run_train, write_vocab
+from tests.cli.test_train import ROOT, run_train
+from tests.helpers import WORDS, write_vocab
 from tfkd.models import BertModel, ModelMetadata, load_model_dir, save_model_dir
 from tfkd.models.bert import ENCODER_LAYER_NAMES
 

@@ -9,43 +9,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import tfkd  # noqa: F401
-from tfkd.models import BertModel, ModelMetadata, save_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WORDS = ["good", "bad", "great", "awful", "not", "movie", "the", "was", "very", "dull", "fun", "plot"]
-
-
-def write_vocab(path):
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["."]
-    with open(path, "w") as f:
-        f.write("\n".join(tokens) + "\n")
-    return len(tokens)
-
-
-@pytest.fixture(scope="module")
-def tiny_setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    vocab = str(root / "vocab.txt")
-    vocab_size = write_vocab(vocab)
-    teacher = BertModel(vocabulary_size=vocab_size, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
-                        num_classes=2, max_sequence_length=32, name="teacher")
-    save_model_dir(str(root / "teacher"), teacher, vocab, ModelMetadata(task="sst2", label_names=["negative", "positive"], base="", role="teacher"))
-    rng = np.random.default_rng(0)
-    glue = root / "glue" / "SST-2"
-    glue.mkdir(parents=True)
-    for split, n in (("train", 48), ("dev", 20)):
-        rows = ["sentence\tlabel"]
-        for _ in range(n):
-            words = rng.choice(WORDS, size=rng.integers(2, 7))
-            rows.append(" ".join(words) + f"\t{int('good' in words or 'great' in words)}")
-        (glue / f"{split}.tsv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 def run_train(*args, timeout=600):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "tfkd.train", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 
+from tfkd.core.errors import TfkdError
 from tfkd.data.glue_tsv import load_glue_tsv, read_glue_tsv, task_dir
 from tfkd.data.load import load_split
 from tfkd.data.tasks import get_task
-from tfkd.core.errors import TfkdError
 
 MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
 STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"

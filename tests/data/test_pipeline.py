@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfkd.core.errors import TfkdError
 from tfkd.data.examples import Examples
 from tfkd.data.pipeline import (
     TokenizedSplit,
@@ -18,7 +19,6 @@ from tfkd.data.pipeline import (
     tokenize,
 )
 from tfkd.data.tokenizer import make_tokenizer, vocab_checksum
-from tfkd.core.errors import TfkdError
 
 CLS, SEP = 2, 3
 A, B, C, D, E = 5, 6, 7, 8, 9

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.data.conftest import VOCAB
+from tfkd.core.errors import TfkdError
 from tfkd.data.pipeline import make_dataset, tokenize
 from tfkd.data.pretrain import MaskingConfig, load_pretraining_texts, mask_batches
-from tfkd.core.errors import TfkdError
 
 WORDS = VOCAB[5:]
 MASK, SPECIAL = VOCAB.index("[MASK]"), {VOCAB.index(t) for t in ("[PAD]", "[CLS]", "[SEP]")}

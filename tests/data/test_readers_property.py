@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from tfkd.core.errors import TfkdError
 from tfkd.data.glue_tsv import read_glue_tsv
 from tfkd.data.load import load_unlabeled_text
 from tfkd.data.tasks import GlueTask, get_task
-from tfkd.core.errors import TfkdError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

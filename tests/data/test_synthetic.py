@@ -4,11 +4,11 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from tfkd.core.errors import TfkdError
 from tfkd.data import synthetic
 from tfkd.data.load import load_split
 from tfkd.data.synthetic import make_synthetic
 from tfkd.data.tasks import get_task
-from tfkd.core.errors import TfkdError
 
 POS = "|".join(synthetic.POSITIVE)
 NEG = "|".join(synthetic.NEGATIVE)

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from tfkd.data.tasks import TASKS, get_task
 from tfkd.core.errors import TfkdError
+from tfkd.data.tasks import TASKS, get_task
 
 GLUE = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
 

@@ -3,10 +3,10 @@ import time
 
 import pytest
 
+from tfkd.core.errors import TfkdError
 from tfkd.data import tfds_source
 from tfkd.data.load import load_split
 from tfkd.data.tasks import get_task
-from tfkd.core.errors import TfkdError
 
 
 def test_offline_fails_fast_with_the_glue_dir_fix_and_leaves_nothing(tmp_path, monkeypatch):

@@ -6,8 +6,8 @@ import types
 
 import pytest
 
-from tfkd.distill import StagePlan, build_stages
 from tfkd.core.errors import TfkdError
+from tfkd.distill import StagePlan, build_stages
 from tfkd.training.methods import stage_plan
 
 

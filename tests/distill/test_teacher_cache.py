@@ -9,10 +9,10 @@ import pytest
 
 import tfkd  # noqa: F401
 from tests.data.test_pipeline import split_of
+from tfkd.core.errors import TfkdError
 from tfkd.data.pipeline import make_dataset
 from tfkd.distill import Distiller
 from tfkd.distill.teacher_cache import cacheable_features, compute_features, load_or_build
-from tfkd.core.errors import TfkdError
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import BertModel, StudentShape, build_student
 

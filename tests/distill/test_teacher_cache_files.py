@@ -7,14 +7,14 @@ import glob
 import keras
 import numpy as np
 import pytest
+from tiny_train import assert_one_clear_error, run, save_teacher, train_command
 
 import tfkd  # noqa: F401
 from tests.data.test_pipeline import split_of
+from tfkd.core.errors import TfkdError
 from tfkd.distill import teacher_cache
 from tfkd.distill.teacher_cache import load_or_build
-from tfkd.core.errors import TfkdError
 from tfkd.models import BertModel
-from tiny_train import assert_one_clear_error, run, save_teacher, train_command
 
 
 @pytest.fixture

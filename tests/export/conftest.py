@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-
 from tiny_runs import CLASSES, WORDS, TinyRuns, write_glue, write_run
 
 

@@ -8,8 +8,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import tfkd
-from tfkd.data import vocab_checksum
 from tfkd.core.errors import TfkdError
+from tfkd.data import vocab_checksum
 from tfkd.export import ExportOptions, export
 from tfkd.export.saved_model import next_version
 

@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 import pytest
+from hf_reference import CONFIG, id_batch, write_classifier
 from safetensors import safe_open
 
 import tfkd  # noqa: F401
-from hf_reference import CONFIG, id_batch, write_classifier
 from tfkd.core.errors import TfkdError
 from tfkd.export.hf import export_hf, write_hf_directory
 from tfkd.models import ModelMetadata, load_model_dir

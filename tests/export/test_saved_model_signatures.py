@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from tiny_runs import id_batch, keras_logits
 
 from tfkd.export import required_ops
-from tiny_runs import id_batch, keras_logits
 
 TEXT_OPS = ["CaseFoldUTF8", "FastWordpieceTokenizeWithOffsets", "NormalizeUTF8", "RegexSplitWithOffsets"]
 

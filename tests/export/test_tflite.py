@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from tiny_runs import id_batch, keras_logits
 
+from tfkd.data import make_tokenizer, tokenize
 from tfkd.export import LiteModel, logits_function
 from tfkd.export.exporter import lite_inputs
-from tfkd.data import make_tokenizer, tokenize
-from tiny_runs import id_batch, keras_logits
 
 # max |Δlogit| against Keras on the tiny student (|logits| up to 1.7), and the
 # least share of equal predictions; measured: float32 3e-6, float16 1.0e-3,

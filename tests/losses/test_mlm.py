@@ -19,8 +19,8 @@ from tests.helpers import (
     padding_mask,
     variables_of,
 )
-from tfkd.distill import Distiller
 from tfkd.core.errors import TfkdError
+from tfkd.distill import Distiller
 from tfkd.losses import LOSSES
 from tfkd.models import BertModel
 

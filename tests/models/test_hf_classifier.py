@@ -4,11 +4,11 @@ import os
 
 import numpy as np
 import pytest
+from hf_reference import id_batch, reference_logits, write_classifier
 
 import tfkd  # noqa: F401
-from hf_reference import id_batch, reference_logits, write_classifier
-from tfkd.data.tasks import get_task
 from tfkd.core.errors import TfkdError
+from tfkd.data.tasks import get_task
 from tfkd.models.labels import match_label_order
 from tfkd.models.sources import load_teacher
 

@@ -10,8 +10,8 @@ import pytest
 
 import tfkd  # noqa: F401
 from tfkd.data import make_tokenizer
-from tfkd.data.pipeline import tokenize
 from tfkd.data.examples import Examples
+from tfkd.data.pipeline import tokenize
 from tfkd.models import load_teacher
 
 GOLDEN = [

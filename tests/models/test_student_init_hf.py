@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from hf_reference import write_classifier
 
 import tfkd  # noqa: F401
-from hf_reference import write_classifier
 from tfkd.core.errors import TfkdError
-from tfkd.models.student import StudentShape, build_student, initialize_from, load_init_source
 from tfkd.models.sources import load_teacher
+from tfkd.models.student import StudentShape, build_student, initialize_from, load_init_source
 
 
 def test_hf_directory_with_the_teachers_vocabulary_initialises_the_student(tmp_path):

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 import tfkd.losses.codir  # noqa: F401  (registers codir)
 import tfkd.losses.kd  # noqa: F401  (registers ce and kd)
-from tfkd.distill import Distiller, make_optimizer
 from tfkd.core.errors import TfkdError
+from tfkd.distill import Distiller, make_optimizer
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import BertModel, StudentShape, build_student
 from tfkd.runtime.precision import set_precision

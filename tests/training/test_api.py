@@ -14,7 +14,6 @@ import pytest
 from absl import flags
 
 import tfkd
-from tests.cli.test_train import tiny_setup  # noqa: F401  (a fixture)
 from tfkd.data import pipeline
 from tfkd.distill import teacher_cache
 from tfkd.evaluate import evaluator

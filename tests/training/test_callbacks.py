@@ -13,11 +13,11 @@ import tensorflow as tf
 import tfkd
 import tfkd.losses.codir  # noqa: F401  (registers codir)
 import tfkd.losses.kd  # noqa: F401  (registers ce and kd)
-from tfkd.training.callbacks import PreemptionSignal, TrainingCheckpoint
-from tfkd.distill import Distiller
 from tfkd.core.errors import TfkdError, TrainingPreempted
+from tfkd.distill import Distiller
 from tfkd.losses import LOSSES, DistillContext, ModelSpec
 from tfkd.models import BertModel, StudentShape, build_student
+from tfkd.training.callbacks import PreemptionSignal, TrainingCheckpoint
 
 NUM_EXAMPLES = 8
 
@@ -199,8 +199,8 @@ def test_sigterm_only_sets_a_flag_while_the_signal_is_caught():
 def test_json_is_written_whole_and_a_damaged_dev_history_is_refused_on_resume(tmp_path):
     from types import SimpleNamespace
 
-    from tfkd.training.callbacks import DevEvaluation, write_json
     from tfkd.data import get_task
+    from tfkd.training.callbacks import DevEvaluation, write_json
 
     path = tmp_path / "dev_history.json"
     write_json(str(path), [{"epoch": 1, "accuracy": 0.5}, {"epoch": 2, "accuracy": 0.75}])

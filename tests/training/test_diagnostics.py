@@ -4,7 +4,7 @@ import glob
 
 import tensorflow as tf
 
-from tests.cli.test_train import common, run_train, tiny_setup  # noqa: F401  (tiny_setup is a fixture)
+from tests.cli.test_train import common, run_train
 
 DIAGNOSTICS = ("codir_positive_probability", "codir_fresh_loss", "ackd_positive_probability", "ackd_sar_weight_max")
 

@@ -13,9 +13,9 @@ import subprocess
 
 import pytest
 import tensorflow as tf
+from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_teacher, start, train_command
 
 from tfkd.core.errors import EXIT_INTERRUPTED
-from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_teacher, start, train_command
 
 PAGE = 4096
 

@@ -13,10 +13,10 @@ import subprocess
 import sys
 
 import pytest
+from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_teacher, start, train_command
 
 from tfkd.core.errors import TfkdError
 from tfkd.training.workdir import FLAGS_FILE, RunFlags, WorkdirLock, check_directory_target
-from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_teacher, start, train_command
 
 
 def strict_json(path):

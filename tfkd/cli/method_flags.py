@@ -34,6 +34,7 @@ from tfkd.losses import LOSSES, HyperParameter, flag_prefix, hyperparameters, lo
 from tfkd.training.config import MethodConfig
 from tfkd.training.methods import METHODS, method_of, preset_names
 
+
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines the method flags of `tfkd.train`: the method, its schedule, and
     the flags of every registered loss (called once, at import of the command).

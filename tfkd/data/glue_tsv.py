@@ -34,9 +34,9 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
+from tfkd.core.errors import TfkdError
 from tfkd.data.examples import Examples
 from tfkd.data.tasks import TASKS, GlueTask
-from tfkd.core.errors import TfkdError
 
 logger = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from tfkd.core.errors import TfkdError
 from tfkd.data.examples import Examples
 from tfkd.data.load import load_split, load_unlabeled_text
 from tfkd.data.tasks import get_task
-from tfkd.core.errors import TfkdError
 
 
 def load_pretraining_texts(

@@ -28,8 +28,8 @@ from typing import List, Optional, Set, Tuple
 
 import numpy as np
 
-from tfkd.data.examples import Examples
 from tfkd.core.errors import TfkdError
+from tfkd.data.examples import Examples
 
 SUBJECTS = ("the movie", "the film", "the plot", "the acting", "the script", "the ending", "the soundtrack",
             "the cast", "the story", "the dialogue", "the show", "the direction", "the pacing", "the humor")

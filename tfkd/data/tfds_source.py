@@ -22,10 +22,10 @@ from typing import List, Optional
 
 import numpy as np
 
-from tfkd.data.examples import Examples
-from tfkd.data.tasks import GlueTask
 from tfkd.core.errors import TfkdError
 from tfkd.core.network import reachable
+from tfkd.data.examples import Examples
+from tfkd.data.tasks import GlueTask
 
 logger = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
 
 import keras
 
-from tfkd.core.log import log
 from tfkd.core.errors import TfkdError
+from tfkd.core.log import log
 from tfkd.core.registry import Registry
 
 if TYPE_CHECKING:

@@ -52,10 +52,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd.data.pipeline import DEFAULT_PAD_TO_MULTIPLE_OF, TokenizedSplit, make_dataset, steps_per_epoch
-from tfkd.data.tokenizer import vocab_checksum
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import write_json
+from tfkd.data.pipeline import DEFAULT_PAD_TO_MULTIPLE_OF, TokenizedSplit, make_dataset, steps_per_epoch
+from tfkd.data.tokenizer import vocab_checksum
 from tfkd.losses._common import pool
 from tfkd.losses.base import DistillationLoss
 from tfkd.models.bert import INPUT_NAMES

@@ -9,8 +9,8 @@ Example:
 
 from tfkd.export.blessing import Blessing, bless
 from tfkd.export.exporter import ExportOptions, ExportResult, export, write_models_config
-from tfkd.export.hf import export_hf, write_hf_directory
 from tfkd.export.graph import MASK_MARGIN, logits_function
+from tfkd.export.hf import export_hf, write_hf_directory
 from tfkd.export.run import TrainedRun, load_run
 from tfkd.export.saved_model import IDS_SIGNATURE, SERVING_SIGNATURE, export_saved_model, required_ops
 from tfkd.export.tflite import TEXT_VARIANT, VARIANTS, LiteModel, convert_ids_models, convert_text_model

@@ -35,16 +35,16 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import tfkd
+from tfkd.core.errors import TfkdError
+from tfkd.core.jsonfile import write_json
 from tfkd.core.log import log as cli_log
 from tfkd.data import Examples, TokenizedSplit, length_percentile, load_split, make_tokenizer, tokenize, vocab_checksum
-from tfkd.core.errors import TfkdError
 from tfkd.export.blessing import Blessing, bless
 from tfkd.export.run import TrainedRun, load_run
 from tfkd.export.saved_model import export_saved_model, next_version, required_ops, signature_specs
 from tfkd.export.tflite import TEXT_VARIANT, VARIANTS, LiteModel, convert_ids_models, convert_text_model
 from tfkd.export.warmup import WARMUP_FILE, dev_requests, write_warmup_requests
 from tfkd.models.bert import BertModel
-from tfkd.core.jsonfile import write_json
 from tfkd.models.model_dir import ModelMetadata, load_model_dir
 from tfkd.training.workdir import check_directory_target
 

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import numpy as np
 from safetensors.numpy import save_file
 
-from tfkd.core.log import log as cli_log
 from tfkd.core.errors import TfkdError
+from tfkd.core.jsonfile import write_json
+from tfkd.core.log import log as cli_log
 from tfkd.export.blessing import bless
 from tfkd.export.exporter import as_float32
 from tfkd.export.run import load_run
-from tfkd.core.jsonfile import write_json
 from tfkd.models.bert import BertModel
 from tfkd.models.hf_classifier import CLASSIFICATION, HEAD_BIAS, HEAD_WEIGHT, REGRESSION, WEIGHTS_FILE
 from tfkd.models.model_dir import ModelMetadata, load_model_dir

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfkd.core.jsonfile import write_json
 from tfkd.core.log import log as library_log
 from tfkd.data import GlueTask, TokenizedSplit, make_tokenizer, tokenize
 from tfkd.evaluate.evaluator import Evaluator
@@ -29,7 +30,6 @@ from tfkd.export.exporter import ExportResult, as_float32, lite_inputs
 from tfkd.export.saved_model import ID_INPUTS, IDS_SIGNATURE, SERVING_SIGNATURE
 from tfkd.export.tflite import TEXT_VARIANT, LiteModel, convert_ids_models
 from tfkd.models.bert import BertModel
-from tfkd.core.jsonfile import write_json
 from tfkd.models.model_dir import MODEL_FILE, load_model_dir
 
 REPORT_FILE = "report.json"

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from tfkd.data import Examples, TokenizedSplit
-from tfkd.export.saved_model import IDS_SIGNATURE, ID_INPUTS, SERVING_SIGNATURE
+from tfkd.export.saved_model import ID_INPUTS, IDS_SIGNATURE, SERVING_SIGNATURE
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 

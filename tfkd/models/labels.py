@@ -22,8 +22,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from tfkd.data.tasks import GlueTask
 from tfkd.core.errors import TfkdError
+from tfkd.data.tasks import GlueTask
 from tfkd.models.bert import BertModel
 from tfkd.models.model_dir import ModelMetadata
 

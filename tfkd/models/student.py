@@ -6,8 +6,8 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
-from tfkd.data.tokenizer import vocab_checksum
 from tfkd.core.errors import TfkdError
+from tfkd.data.tokenizer import vocab_checksum
 from tfkd.models.bert import ENCODER_LAYER_NAMES, BertModel
 from tfkd.models.model_dir import is_model_dir, load_model_dir
 from tfkd.models.sources import load_hf_directory

@@ -32,14 +32,14 @@ import tensorflow as tf
 from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
 from tfkd.data import make_tokenizer
+from tfkd.data.load import resolve_task
 from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.pretrain import MaskingConfig, load_pretraining_texts, mask_batches
-from tfkd.data.load import resolve_task
 from tfkd.data.tasks import GlueTask
 from tfkd.distill import Distiller, build_stages
 from tfkd.evaluate.evaluator import Evaluator
-from tfkd.losses import LOSSES
 from tfkd.evaluate.metrics import primary_metric
+from tfkd.losses import LOSSES
 from tfkd.models import (
     BertModel,
     LoadedModel,

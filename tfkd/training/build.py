@@ -19,12 +19,12 @@ import numpy as np
 
 from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
-from tfkd.data import load_split, make_tokenizer
+from tfkd.data import load_split
 from tfkd.data.load import stream_split
 from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, tokenize, tokenize_chunks
 from tfkd.data.tasks import GlueTask
 from tfkd.distill import Distiller
-from tfkd.losses import LOSSES, DistillContext, DistillationLoss, ModelSpec
+from tfkd.losses import LOSSES, DistillationLoss, DistillContext, ModelSpec
 from tfkd.models import (
     BertModel,
     LoadedModel,

@@ -17,11 +17,11 @@ from typing import Callable, Dict, List, Optional
 import keras
 import tensorflow as tf
 
-from tfkd.core.log import log
 from tfkd.core.errors import TfkdError, TrainingPreempted
+from tfkd.core.jsonfile import write_json
+from tfkd.core.log import log
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
-from tfkd.core.jsonfile import write_json
 
 
 class DevEvaluation(keras.callbacks.Callback):
