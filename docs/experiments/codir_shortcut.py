@@ -26,6 +26,8 @@ import time
 
 import tfkd  # noqa: F401  (selects the TensorFlow backend before keras is imported)
 
+# isort: split
+
 import keras
 import numpy as np
 import tensorflow as tf
