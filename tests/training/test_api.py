@@ -103,6 +103,23 @@ def test_bad_settings_give_one_clear_error(tiny_setup, tmp_path, change, message
     assert message in str(error.value) and "Fix:" in str(error.value)
 
 
+def test_a_teacher_of_another_task_is_used_only_when_allowed(tiny_setup, tmp_path):
+    config = tiny_config(tiny_setup, tmp_path / "run")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, task="mrpc"),
+                                 teacher=dataclasses.replace(config.teacher, allow_task_mismatch=True))
+    with pytest.raises(tfkd.TfkdError, match="GLUE file not found"):  # past the teacher check: no MRPC files here
+        tfkd.run_distill(config)
+
+
+def test_a_checkpoint_of_another_shape_is_refused(tiny_setup, tmp_path):
+    config = tiny_config(tiny_setup, tmp_path / "run", name="kd")
+    tfkd.run_distill(config)
+    wider = dataclasses.replace(config, student=dataclasses.replace(config.student, intermediate_dim=48, init="random"),
+                                optim=dataclasses.replace(config.optim, epochs=2), allow_changed=True)
+    with pytest.raises(tfkd.TfkdError, match="does not fit this run"):  # past the settings check, to the checkpoint's
+        tfkd.run_distill(wider)
+
+
 def test_every_pass_of_a_run_batches_to_the_same_widths(tiny_setup, tmp_path, monkeypatch):
     """Training, dev evaluation, the teacher cache and the loss-preparation (bank) pass all pad to the run's
     widths, so together they compile no shape that training alone would not."""
