@@ -13,7 +13,7 @@ StudentShape(num_layers=2, hidden_dim=64, num_heads=2, intermediate_dim=128, dro
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from tfkd.models import (
     build_student,
     load_teacher,
 )
+from tfkd.models.prune import IMPORTANCE_BATCHES, check_prunable, importance, pruned_student, source_layers
 from tfkd.models.student import initialize_from, load_init_source
 from tfkd.training.config import DataConfig, StudentConfig
 from tfkd.training.methods import LossSpec
@@ -58,18 +59,39 @@ def student_shape(config: StudentConfig) -> StudentShape:
 
 
 def make_student(
-    config: StudentConfig, teacher: LoadedModel, num_classes: int, output_attentions: bool, workdir: Optional[str] = None
+    config: StudentConfig,
+    teacher: LoadedModel,
+    num_classes: int,
+    output_attentions: bool,
+    workdir: Optional[str] = None,
+    batches: Optional[Iterable[Mapping[str, Any]]] = None,
 ) -> BertModel:
     """The student of `config`, shaped like `teacher` where `config` is silent and initialised as `config.init` says.
 
     Args:
         config: its shape, initialisation and source layers.
         teacher: the loaded teacher (vocabulary, positions, activation; the source of `init='teacher'` and
-            the metadata that names the pretrained source of `init='pretrained'`).
+            `init='pruned'`, and the metadata that names the pretrained source of `init='pretrained'`).
         num_classes: classes of the task (1 for regression).
         output_attentions: whether some loss reads the student's attention maps.
         workdir: where a downloaded source is kept.
+        batches: `init='pruned'` only: training batches (`make_dataset` dicts) the teacher's units are scored
+            on; the first `IMPORTANCE_BATCHES` are used.
     """
+    if config.init == "pruned":
+        if batches is None:
+            raise TfkdError("--student_init=pruned needs batches of the training split to score the teacher's units "
+                            "on, and none were given. Fix: pass batches=make_dataset(train, ...) to make_student.")
+        shape = student_shape(config)
+        check_prunable(teacher.model, shape)  # before the measuring, which takes a while
+        scores = importance(teacher.model, batches, max_batches=IMPORTANCE_BATCHES)
+        log(f"pruned initialisation: teacher units scored on {scores.num_batches} training batches "
+            f"({scores.num_tokens} tokens); keeping teacher layers "
+            f"{','.join(str(i + 1) for i in source_layers(teacher.model.num_layers, shape.num_layers, config.layers_from))}, "
+            f"{shape.num_heads}/{teacher.model.num_heads} heads, "
+            f"{shape.intermediate_dim}/{teacher.model.intermediate_dim} FFN units and "
+            f"{shape.hidden_dim}/{teacher.model.hidden_dim} hidden channels")
+        return pruned_student(teacher.model, shape, config.layers_from, scores, output_attentions)
     student = build_student(student_shape(config), like=teacher.model, output_attentions=output_attentions)
     layers_from = list(config.layers_from)
     if config.init == "random":
