@@ -189,3 +189,11 @@ def test_your_own_csv_trains_exactly_like_the_same_rows_as_a_glue_task(tiny_setu
     assert own.dev_history == glue.dev_history and own.best_dev == glue.best_dev
     _, _, metadata = tfkd.models.load_model_dir(str(tmp_path / "csv" / "model"))
     assert metadata.recorded_task().text_fields == ("review",)
+
+
+def test_a_narrower_student_starts_pruned_from_the_teacher(tiny_setup, tmp_path):
+    config = tiny_config(tiny_setup, tmp_path / "pruned", name="kd")
+    config = dataclasses.replace(config, student=tfkd.StudentConfig(num_layers=1, hidden_dim=8, num_heads=1,
+                                                                    intermediate_dim=16, init="pruned"))
+    result = tfkd.run_distill(config)
+    assert result.student.hidden_dim == 8 and result.student.params < result.teacher.params / 2

@@ -33,7 +33,7 @@ from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
 from tfkd.data import make_tokenizer
 from tfkd.data.load import resolve_task
-from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, steps_per_epoch, tokenize
+from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
 from tfkd.data.pretrain import MaskingConfig, load_pretraining_texts, mask_batches
 from tfkd.data.tasks import GlueTask
 from tfkd.distill import Distiller, build_stages
@@ -252,7 +252,11 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
     train, dev = load_data(task, tokenizer, data)
     specs = methods.method_losses(config.method, task=task.name, seed=config.optim.seed)
     teacher_attentions, student_attentions = needs_attentions(specs)
-    student = make_student(config.student, teacher, task.num_labels, student_attentions, workdir)
+    # A pruned student is sliced from the teacher by importance measured on training batches.
+    batches = (make_dataset(train, data.batch_size, shuffle=True, seed=config.optim.seed,
+                            pad_to_multiple_of=data.pad_to_multiple_of)
+               if config.student.init == "pruned" else None)
+    student = make_student(config.student, teacher, task.num_labels, student_attentions, workdir, batches=batches)
     layer_map = parse_layer_map(list(config.method.layer_map) or None, teacher.model.num_layers, student.num_layers)
     teacher_model = teacher.model.with_outputs(teacher_attentions)
     metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=teacher.lowercase,

@@ -90,7 +90,8 @@ class StudentConfig:
     Args:
         num_layers, hidden_dim, num_heads, intermediate_dim: its architecture.
         dropout: dropout of the model being trained (the teacher too when fine-tuning it).
-        init: 'pretrained' (the teacher's pretrained source), 'teacher', 'random', or a tfkd model
+        init: 'pretrained' (the teacher's pretrained source), 'teacher', 'random', 'pruned' (the fine-tuned
+            teacher sliced by unit importance into this shape, `tfkd.models.prune`), or a tfkd model
             directory / Hugging Face BERT directory with the teacher's vocabulary.
         layers_from: 1-based source layers copied into the student; empty: uniform (6 → 3: 2, 4, 6).
     """
