@@ -73,8 +73,28 @@ def test_out_of_range_flags_are_refused_before_any_work(tiny_setup, tmp_path, ar
     assert not (tmp_path / "bad").exists()
 
 
+DEMO_CONFIG = """
+import json, sys
+from tfkd.cli import train
+train.FLAGS(["tfkd.train", "--flagfile=configs/demo.flags"])
+print(json.dumps(train.run_config().to_dict()))
+"""
+
+
+def test_the_demo_flagfile_is_the_run_it_says():
+    # The README's API example runs the same pipeline (real MiniLM, CoDIR) in CI; this pins the flagfile's mapping.
+    result = subprocess.run([sys.executable, "-c", DEMO_CONFIG], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads(result.stdout.strip().splitlines()[-1])
+    assert config["mode"] == "distill" and config["workdir"] == "workdirs/demo"
+    assert config["data"]["task"] == "synthetic" and config["data"]["pad_to_multiple_of"] == 16
+    assert config["teacher"] == {"source": "minilm", "finetune_epochs": 2, "finetuned_dir": "", "learning_rate": 5e-5,
+                                 "allow_task_mismatch": False}
+    assert config["student"]["num_layers"] == 3 and config["student"]["layers_from"] == [2, 4, 6]
+    assert config["method"]["name"] == "codir" and config["optim"]["epochs"] == 3
+
+
 @pytest.mark.slow
-@pytest.mark.ci
 def test_demo_pipeline_with_real_minilm(tmp_path):
     """The demo flagfile end to end on a subset: real teacher fine-tuning, CoDIR distillation, comparison table."""
     workdir = tmp_path / "demo"

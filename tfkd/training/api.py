@@ -145,8 +145,12 @@ def run_context(config, flags: Optional[Mapping[str, Any]] = None,
         changes = record.check(dict(flag_identity) if flag_identity is not None else identity(config),
                                resuming=_has_checkpoints(workdir), allow_changes=config.allow_changed)
         if changes:
-            log("settings changed since this run started (--allow_changed_flags; recorded in results.json): "
-                + ", ".join(f"--{c['flag']} {c['old']!r} → {c['new']!r}" for c in changes))
+            if flag_identity is not None:
+                what, allowed, prefix = "flags", "--allow_changed_flags", "--"
+            else:
+                what, allowed, prefix = "settings", "allow_changed=True", ""
+            log(f"{what} changed since this run started ({allowed}; recorded in results.json): "
+                + ", ".join(f"{prefix}{c['flag']} {c['old']!r} → {c['new']!r}" for c in changes))
         yield RunContext(workdir, config.workdir, runtime, dict(flags) if flags is not None else None, record.changes())
     if index:
         shutil.rmtree(workdir, ignore_errors=True)
