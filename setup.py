@@ -28,6 +28,6 @@ setup(
         "tensorflow-serving-api>=2.21,<2.22",
         "matplotlib>=3.8",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "pytest-xdist>=3.5"]},
     entry_points={"console_scripts": ["tfkd-train=tfkd.cli.train:run", "tfkd-export=tfkd.cli.export:run", "tfkd-pretrain=tfkd.cli.pretrain:run", "tfkd-evaluate=tfkd.cli.evaluate:run", "tfkd-report=tfkd.cli.report:run", "tfkd-predict=tfkd.cli.predict:run"]},
 )
