@@ -132,7 +132,7 @@ def method_config(values: flags.FlagValues = flags.FLAGS) -> MethodConfig:
         loss_args=loss_args,
         kd_beta=values.kd_beta,
         weight_preset=values[preset].value if preset in defined else "none",
-        layer_map=_layer_map(values.layer_map),
+        layer_map=layer_map(values.layer_map),
         algorithm=values.algorithm,
         stage_epochs=values.stage_epochs,
         stage_steps=values.stage_steps,
@@ -265,7 +265,8 @@ def _loss_term(item: str) -> Tuple[str, float]:
         raise TfkdError(f"--losses entry '{item}' is not name:weight. Fix: e.g. --losses=ce:0.5,kd:0.5") from None
 
 
-def _layer_map(text: str) -> Tuple[int, ...]:
+def layer_map(text: str) -> Tuple[int, ...]:
+    """A `--layer_map` value (`2,4,6`; empty or `uniform`: the default) as `MethodConfig.layer_map`."""
     spec = text.replace(" ", "")
     if spec in ("", "uniform"):
         return ()

@@ -103,12 +103,6 @@ RUN_INDEPENDENT_FLAGS = frozenset({"workdir", "jit_compile", "strategy", "tpu", 
 
 def pretrain_config() -> PretrainConfig:
     """The pre-training run these flags describe."""
-    layer_map = FLAGS.layer_map.replace(" ", "")
-    try:
-        layers = tuple(int(x) for x in layer_map.split(",") if x)
-    except ValueError:
-        raise TfkdError(f"--layer_map '{FLAGS.layer_map}' is not a comma-separated list of integers. "
-                        "Fix: e.g. --layer_map=2,4,6") from None
     return PretrainConfig(
         workdir=FLAGS.workdir,
         text_file=FLAGS.text_file,
@@ -120,7 +114,8 @@ def pretrain_config() -> PretrainConfig:
         mlm=MLMConfig(probability=FLAGS.mlm_probability, mask_token_rate=FLAGS.mask_token_rate,
                       random_token_rate=FLAGS.random_token_rate),
         method=MethodConfig(name="custom", losses=(("mlm", FLAGS.mlm_weight), ("codir", FLAGS.codir_weight)),
-                            loss_args=method_flags.loss_args_from_flags(FLAGS, ["codir"]), layer_map=layers),
+                            loss_args=method_flags.loss_args_from_flags(FLAGS, ["codir"]),
+                            layer_map=method_flags.layer_map(FLAGS.layer_map)),
         optim=cli_flags.optim_config(FLAGS),
         runtime=cli_flags.runtime_config(FLAGS),
         allow_changed=FLAGS.allow_changed_flags,

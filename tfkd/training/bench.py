@@ -43,6 +43,7 @@ from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
 from tfkd.distill import make_optimizer, model_inputs
 from tfkd.distill.teacher_cache import PREFIX, cacheable_features, compute_features
+from tfkd.losses import hyperparameters
 from tfkd.models import BertModel, LoadedModel, check_sequence_length, load_teacher, parse_layer_map
 from tfkd.runtime.precision import set_precision
 from tfkd.training import methods
@@ -114,6 +115,9 @@ def time_steps(step: Callable[[Dict], object], batches: List[Dict], steps: int, 
 class _Bench:
     def __init__(self, config: RunConfig, options: BenchOptions, loaded: LoadedModel):
         self.config, self.options, self.loaded = config, options, loaded
+        # The KD temperature the method rows use: the run's, else the one the kd loss declares.
+        declared = {h.name: h.default for h in hyperparameters("kd")}
+        self.temperature = {**declared, **config.method.loss_args.get("kd", {})}["temperature"]
 
     def optimizer(self):
         optim = self.config.optim
@@ -128,8 +132,7 @@ class _Bench:
         student = self.student()
         optimizer = self.optimizer()
         optimizer.build(student.trainable_variables)
-        kd = methods.method_losses(MethodConfig(name="kd", loss_args=self.config.method.loss_args))
-        temperature, beta = kd[1].args.get("temperature", 2.0), self.config.method.kd_beta
+        temperature, beta = self.temperature, self.config.method.kd_beta
 
         @tf.function(jit_compile=True)
         def step(batch):
@@ -153,14 +156,13 @@ class _Bench:
         """keras.distillation on flat single-output twins of the two models: its
         `FeatureDistillation` finds layers by name at a model's top level only."""
         student = self.student()
-        kd = methods.method_losses(MethodConfig(name="kd", loss_args=self.config.method.loss_args))
         flat_teacher = keras.Model(teacher.input, teacher.output["logits"], name="flat_teacher")
         flat_student = keras.Model(student.input, student.output["logits"], name="flat_student")
         peer = keras.distillation.Distiller(
             teacher=flat_teacher,
             student=flat_student,
             distillation_losses=[
-                keras.distillation.LogitsDistillation(temperature=kd[1].args.get("temperature", 2.0)),
+                keras.distillation.LogitsDistillation(temperature=self.temperature),
                 keras.distillation.FeatureDistillation(
                     loss="mse",
                     teacher_layer_name=f"transformer_layer_{teacher_layer - 1}",
