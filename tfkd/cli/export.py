@@ -31,7 +31,9 @@ flags.DEFINE_bool("text_tflite", True, "Also write the text-input TFLite model (
 flags.DEFINE_integer("tflite_seq_length", None, "TFLite sequence length (default: 99th percentile of the training lengths).", lower_bound=2)
 flags.DEFINE_integer("calibration_examples", 200, "Training examples that calibrate full_int8.", lower_bound=1)
 flags.DEFINE_bool("validate", False, "Run the dev set through every artefact and the teacher; write report.json and print a table.")
-flags.DEFINE_integer("latency_examples", 200, "With --validate: dev examples timed one by one through each SavedModel signature.", lower_bound=1)
+flags.DEFINE_integer("latency_examples", 200, "With --validate: dev examples timed one by one through each SavedModel signature, and per round through the student and teacher TFLite models timed in turn.", lower_bound=1)
+flags.DEFINE_integer("validate_repeats", 5, "With --validate: rounds of the interleaved student/teacher TFLite timing; the speed-up is their median (min–max).", lower_bound=1)
+flags.DEFINE_integer("tflite_threads", 2, "With --validate: LiteRT interpreter threads of every TFLite model (recorded in report.json).", lower_bound=1)
 flags.DEFINE_float("bless_min_ratio", 0.95, "Refuse a student whose primary dev metric is below this fraction of the teacher's.")
 flags.DEFINE_bool("force", False, "Export even if the student is not blessed (recorded in the metadata).")
 flags.DEFINE_string("glue_dir", None, "GLUE TSV folder (default: the one the run used).")
@@ -65,7 +67,8 @@ def main(argv) -> None:
         return
     result = export(options_from_flags())
     if FLAGS.validate:
-        report = validate(result, latency_examples=FLAGS.latency_examples)
+        report = validate(result, latency_examples=FLAGS.latency_examples, repeats=FLAGS.validate_repeats,
+                          num_threads=FLAGS.tflite_threads)
         print("\n" + format_table(report))
         print(f"\nreport: {result.saved_model_dir}/report.json")
 
