@@ -1,5 +1,6 @@
 """Pruned initialisation (`tfkd.models.prune`) against a NumPy forward pass of the teacher with units zeroed."""
 
+import dataclasses
 import math
 
 import keras
@@ -7,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfkd  # noqa: F401
+import tfkd
 from tfkd.core.errors import TfkdError
 from tfkd.data.pipeline import TokenizedSplit, make_dataset
 from tfkd.models import BertModel, LoadedModel, ModelMetadata, StudentShape, build_student
-from tfkd.models.prune import Importance, importance, pruned_student, select
-from tfkd.training.build import make_student
+from tfkd.models.prune import Importance, choose_layers, importance, layer_importance, pruned_student, select
+from tfkd.training.build import make_student, needs_batches
 from tfkd.training.config import StudentConfig
 
 TEACHER = dict(vocabulary_size=20, num_layers=2, num_heads=4, hidden_dim=16, intermediate_dim=32, num_classes=3,
@@ -29,9 +30,9 @@ def batch(seed=0, lengths=(7, 5, 3, 2)):
     return {"token_ids": ids, "segment_ids": (np.arange(n)[None] >= 3).astype("int32") * mask, "padding_mask": mask}
 
 
-def random_teacher(seed=0):
+def random_teacher(seed=0, num_layers=TEACHER["num_layers"]):
     """A teacher with weights large enough (std 0.3) that its outputs depend on every unit."""
-    teacher = BertModel(**TEACHER, name="teacher")
+    teacher = BertModel(**dict(TEACHER, num_layers=num_layers), name="teacher")
     rng = np.random.default_rng(seed)
     for v in teacher.weights:
         value = rng.normal(0.0, 0.3, v.shape)
@@ -99,7 +100,7 @@ def scores_keeping(heads, ffn, hidden, pooler):
     return Importance(heads=np.stack([keep(TEACHER["num_heads"], h) for h in heads]),
                       ffn=np.stack([keep(TEACHER["intermediate_dim"], f) for f in ffn]),
                       hidden=keep(TEACHER["hidden_dim"], hidden), pooler=keep(TEACHER["hidden_dim"], pooler),
-                      num_batches=1, num_tokens=1)
+                      layers=np.ones(TEACHER["num_layers"]), num_batches=1, num_tokens=1)
 
 
 def test_the_numpy_reference_is_the_teacher():
@@ -273,3 +274,109 @@ def test_make_student_prunes_the_teacher_on_the_given_batches():
     student = make_student(config, teacher, 3, False, batches=make_dataset(train, 4, shuffle=True, seed=0))
     assert (student.num_layers, student.hidden_dim, student.intermediate_dim) == (1, 8, 16)
     np.testing.assert_array_equal(student.get_layer("logits").bias, teacher.model.get_layer("logits").bias)
+
+
+def block_influence(states, mask):
+    """ShortGPT's block influence in float64 NumPy: 1 − mean cosine of consecutive hidden states over real tokens."""
+    real = mask.astype(bool)
+    unit = [h[real] / np.linalg.norm(h[real], axis=-1, keepdims=True) for h in states]
+    return np.array([1.0 - (x * y).sum(-1).mean() for x, y in zip(unit[:-1], unit[1:])])
+
+
+def deep_teacher():
+    return random_teacher(num_layers=4)
+
+
+def test_layer_importance_matches_the_numpy_reference_and_the_unit_pass():
+    teacher, batches = deep_teacher(), [batch(0), batch(1, lengths=(4, 6, 6, 1))]
+    scores = layer_importance(teacher, batches)
+    # Both batches' real tokens as one row, so the reference averages over all of them.
+    forwards = [numpy_forward(teacher, b)["hidden_states"] for b in batches]
+    states = [np.concatenate([f[i][b["padding_mask"].astype(bool)] for f, b in zip(forwards, batches)])[None]
+              for i in range(teacher.num_layers + 1)]
+    reference = block_influence(states, np.ones(states[0].shape[:2]))
+    assert scores.shape == (4,) and (scores > 0).all()
+    np.testing.assert_allclose(scores, reference, rtol=1e-4)
+    np.testing.assert_allclose(importance(teacher, batches).layers, scores, rtol=1e-5)
+    np.testing.assert_allclose(layer_importance(teacher, batches, max_batches=1),
+                               block_influence(numpy_forward(teacher, batches[0])["hidden_states"],
+                                               batches[0]["padding_mask"]), rtol=1e-4)
+
+
+def test_a_layer_that_passes_its_input_through_scores_zero_and_is_dropped():
+    teacher, inputs = deep_teacher(), batch()
+    # Nothing added to the residual stream, and LayerNorms that are the identity on a LayerNorm output:
+    # layer 3 returns its input.
+    silent = teacher.transformer_layers[2]
+    for v in silent.weights:
+        if "attention_output" in v.path or "feedforward_output_dense" in v.path:
+            v.assign(np.zeros(v.shape))
+    previous = teacher.transformer_layers[1]
+    for layer in (previous, silent):
+        for v in layer.weights:
+            if "feedforward_layer_norm" in v.path or (layer is silent and "self_attention_layer_norm" in v.path):
+                v.assign(np.ones(v.shape) if v.path.endswith("gamma") else np.zeros(v.shape))
+    scores = layer_importance(teacher, [inputs])
+    assert abs(scores[2]) < 1e-5 and (np.delete(scores, 2) > 1e-3).all()
+    assert 3 not in choose_layers(scores, 3)
+
+
+def test_choose_layers_keeps_the_top_k_in_their_original_order():
+    scores = np.array([0.30, 0.05, 0.20, 0.10, 0.08, 0.40])
+    assert choose_layers(scores, 3) == (1, 3, 6)
+    assert choose_layers(scores, 1) == (6,) and choose_layers(scores, 6) == (1, 2, 3, 4, 5, 6)
+    assert choose_layers(np.array([0.2, 0.1, 0.2, 0.1]), 2) == (1, 3)  # ties: the lower layer
+    with pytest.raises(TfkdError, match="cannot keep 7 of 6 teacher layers"):
+        choose_layers(scores, 7)
+
+
+def layer_weights(layer):
+    return [w.numpy() for w in layer.weights]
+
+
+@pytest.mark.parametrize("init", ["teacher", "pruned"])
+def test_a_student_with_importance_layers_copies_the_chosen_teacher_layers(init):
+    model, batches = deep_teacher(), [batch(0), batch(1)]
+    teacher = LoadedModel(model, "vocab.txt", True, True, ModelMetadata())
+    config = StudentConfig(num_layers=2, hidden_dim=16, num_heads=4, intermediate_dim=32, init=init,
+                           layers_from=("importance",))
+    assert needs_batches(config)
+    with pytest.raises(TfkdError, match="--student_layers_from=importance needs batches|pruned needs batches"):
+        make_student(config, teacher, 3, False)
+    record = {}
+    student = make_student(config, teacher, 3, False, batches=batches, record=record)
+    scores = layer_importance(model, batches)
+    chosen = choose_layers(scores, 2)
+    assert record["layers_from"] == list(chosen)
+    np.testing.assert_allclose(record["layer_importance"], scores, rtol=1e-5)
+    for k, source in enumerate(chosen):
+        # Full width: pruning keeps every unit, so the chosen layers are copied exactly, as init=teacher does.
+        for ours, theirs in zip(layer_weights(student.transformer_layers[k]),
+                                layer_weights(model.transformer_layers[source - 1])):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_importance_layers_with_a_random_student_are_refused():
+    teacher = LoadedModel(deep_teacher(), "vocab.txt", True, True, ModelMetadata())
+    config = StudentConfig(num_layers=2, hidden_dim=16, num_heads=4, intermediate_dim=32, init="random",
+                           layers_from=("importance",))
+    with pytest.raises(TfkdError, match="--student_init=random copies none"):
+        make_student(config, teacher, 3, False, batches=[batch()])
+    assert not needs_batches(dataclasses.replace(config, layers_from=(1, 2), init="teacher"))
+
+
+def test_a_distillation_run_prunes_the_teacher_layers_chosen_by_importance(tiny_setup, tmp_path, capsys):
+    config = tfkd.RunConfig(
+        workdir=str(tmp_path / "run"),
+        data=tfkd.DataConfig(task="sst2", glue_dir=str(tiny_setup / "glue"), max_seq_length=16, batch_size=8,
+                             eval_batch_size=8),
+        teacher=tfkd.TeacherConfig(source=str(tiny_setup / "teacher")),
+        student=tfkd.StudentConfig(num_layers=1, hidden_dim=8, num_heads=1, intermediate_dim=16, init="pruned",
+                                   layers_from=("importance",)),
+        optim=tfkd.OptimConfig(epochs=1, learning_rate=1e-3),
+        runtime=tfkd.RuntimeConfig(jit_compile=False),
+    )
+    result = tfkd.run_distill(config)
+    assert result.student.layers == 1 and tfkd.RunConfig.from_dict(result.config) == config
+    assert "source layers by block influence (1 - cos(input, output) on training batches): 1: " \
+           in capsys.readouterr().out

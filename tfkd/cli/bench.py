@@ -52,7 +52,7 @@ def main(argv) -> None:
         teacher=TeacherConfig(source=FLAGS.teacher),
         student=StudentConfig(num_layers=FLAGS.student_layers, hidden_dim=FLAGS.student_hidden_dim,
                               num_heads=FLAGS.student_heads, intermediate_dim=FLAGS.student_intermediate_dim,
-                              layers_from=tuple(cli_flags.int_list(FLAGS.student_layers_from))),
+                              layers_from=cli_flags.layers_from(FLAGS.student_layers_from)),
         method=method_flags.method_config(FLAGS),
         optim=cli_flags.optim_config(FLAGS, epochs=1),
         runtime=cli_flags.runtime_config(FLAGS),

@@ -51,8 +51,19 @@ def define_student_flags() -> None:
     flags.DEFINE_integer("student_hidden_dim", 384, "Student hidden width.", lower_bound=1)
     flags.DEFINE_integer("student_heads", 12, "Student attention heads.", lower_bound=1)
     flags.DEFINE_integer("student_intermediate_dim", 1536, "Student feed-forward width.", lower_bound=1)
-    define_int_list("student_layers_from", [], "1-based source layers copied into the student "
-                    "(default: uniform, 6→3: 2,4,6).", lower_bound=1)
+    flags.DEFINE_list("student_layers_from", [], "1-based source layers copied into the student (default: "
+                      "uniform, 6→3: 2,4,6), or 'importance': the source layers that change their input most on "
+                      "training batches (ShortGPT's block influence), in their original order.")
+    flags.register_validator(
+        "student_layers_from",
+        lambda values: values == ["importance"] or all(_is_int(v) and int(v) >= 1 for v in values),
+        message="--student_layers_from takes comma-separated integers >= 1, e.g. --student_layers_from=2,4,6, "
+                "or importance")
+
+
+def layers_from(values: Sequence[str]) -> tuple[int | str, ...]:
+    """`--student_layers_from` (validated at parse time) as `StudentConfig.layers_from`."""
+    return ("importance",) if list(values) == ["importance"] else tuple(int_list(values))
 
 
 def define_optimization_flags(learning_rate: float) -> None:
@@ -121,7 +132,7 @@ def student_config(values) -> StudentConfig:
     return StudentConfig(
         num_layers=values.student_layers, hidden_dim=values.student_hidden_dim, num_heads=values.student_heads,
         intermediate_dim=values.student_intermediate_dim, dropout=values.dropout, init=values.student_init,
-        layers_from=tuple(int_list(values.student_layers_from)),
+        layers_from=layers_from(values.student_layers_from),
     )
 
 

@@ -6,6 +6,18 @@ unit contributes; `pruned_student` keeps the most important ones of the
 teacher layers the student copies and slices every tensor to match, so the
 student starts as a pruned copy of the teacher rather than at random.
 
+Which teacher layers a student copies (`--student_layers_from=importance`,
+for the pruned and the layer-copying inits alike): `layer_importance` scores
+each layer by ShortGPT's block influence (Men et al., 2024), 1 − the mean
+cosine similarity between the layer's input and output hidden states over real
+tokens, and `choose_layers` keeps the top-k in their original order. A layer
+whose output points where its input did changes the representation least, so
+dropping it costs least. Like the unit scores it needs one forward pass and
+no labels; scoring a layer by the loss increase when it is removed (Minitron's
+depth score) would need one pass per layer, and on a fine-tuned teacher the
+training loss it reads is near zero. Each layer is scored with every other
+layer in place, so the score ignores how removed layers interact.
+
 The score is activation magnitude (as in Minitron), not a first-order Taylor
 score: it needs only forward passes, no labels and no gradients, and it does
 not vanish on a fine-tuned teacher, whose training loss (and so every
@@ -35,8 +47,8 @@ Example:
 >>> batch = {"token_ids": np.ones((2, 5), "int32"), "segment_ids": np.zeros((2, 5), "int32"),
 ...          "padding_mask": np.ones((2, 5), "int32")}
 >>> scores = importance(teacher, [batch])
->>> scores.heads.shape, scores.ffn.shape, scores.hidden.shape
-((2, 4), (2, 32), (16,))
+>>> scores.heads.shape, scores.ffn.shape, scores.hidden.shape, scores.layers.shape
+((2, 4), (2, 32), (16,), (2,))
 >>> student = pruned_student(teacher, StudentShape(num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=8),
 ...                          layers_from=[2], importance=scores)
 >>> student.hidden_dim, student.num_heads, student.get_layer("logits").kernel.shape
@@ -61,6 +73,8 @@ from tfkd.models.student import StudentShape, build_student
 # Batches `make_student` measures importance on: a few hundred, as pruning papers use, and
 # a minute or less of teacher forward passes.
 IMPORTANCE_BATCHES = 200
+# `StudentConfig.layers_from` that chooses the teacher layers by `layer_importance`.
+IMPORTANCE = "importance"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +86,7 @@ class Importance:
         ffn: `[L, I]` mean |activation| of each feed-forward unit times the norm of its output weights.
         hidden: `[d]` mean |value| of each hidden channel, summed over every LayerNorm output.
         pooler: `[d]` mean |pooled value| of each pooler unit times the norm of its classifier weights.
+        layers: `[L]` block influence of each layer (see `layer_importance`), from the same forward passes.
         num_batches: batches measured.
         num_tokens: real tokens measured.
     """
@@ -80,6 +95,7 @@ class Importance:
     ffn: np.ndarray
     hidden: np.ndarray
     pooler: np.ndarray
+    layers: np.ndarray
     num_batches: int
     num_tokens: int
 
@@ -125,7 +141,7 @@ def importance(teacher: BertModel, batches: Iterable[Mapping[str, Any]], max_bat
     if totals is None or totals[-2] == 0:
         raise TfkdError("importance was measured on no real tokens (no batches, or only padding). "
                         "Fix: pass batches of the task's training split.")
-    heads, ffn, hidden, pooler, tokens, examples = totals
+    heads, ffn, hidden, pooler, layers, tokens, examples = totals
     w_ffn_out = [_weights(layer)["feedforward_output_dense/kernel"] for layer in teacher.transformer_layers]
     w_logits = _weights(teacher.logits_dense)["logits/kernel"]
     return Importance(
@@ -133,6 +149,7 @@ def importance(teacher: BertModel, batches: Iterable[Mapping[str, Any]], max_bat
         ffn=ffn / tokens * np.stack([np.linalg.norm(w.numpy(), axis=1) for w in w_ffn_out]),
         hidden=hidden / tokens,
         pooler=pooler / examples * np.linalg.norm(w_logits.numpy(), axis=1),
+        layers=layers / tokens,
         num_batches=num_batches,
         num_tokens=int(tokens),
     )
@@ -144,7 +161,7 @@ def _weights(layer: keras.layers.Layer) -> Dict[str, keras.Variable]:
 
 
 def _batch_sums(teacher: BertModel, inputs: Mapping[str, tf.Tensor]) -> Tuple[tf.Tensor, ...]:
-    """Per-batch sums behind `Importance` (heads, ffn, hidden, pooler), then real tokens and examples."""
+    """Per-batch sums behind `Importance` (heads, ffn, hidden, pooler, layers), then real tokens and examples."""
     outputs = teacher(inputs, training=False)
     states = [tf.cast(h, tf.float32) for h in outputs["hidden_states"]]
     mask = tf.cast(inputs["padding_mask"], tf.float32)
@@ -171,8 +188,64 @@ def _batch_sums(teacher: BertModel, inputs: Mapping[str, tf.Tensor]) -> Tuple[tf
             approximate=not teacher.exact_gelu)
         ffn.append(token_sum(tf.abs(activation)))
     pooled = tf.cast(teacher.pooled_dense(outputs["hidden_states"][-1][:, 0, :]), tf.float32)
-    return (tf.stack(heads), tf.stack(ffn), hidden, tf.reduce_sum(tf.abs(pooled), axis=0), tf.reduce_sum(mask),
-            tf.cast(tf.shape(mask)[0], tf.float32))
+    return (tf.stack(heads), tf.stack(ffn), hidden, tf.reduce_sum(tf.abs(pooled), axis=0),
+            _block_influence_sums(states, mask), tf.reduce_sum(mask), tf.cast(tf.shape(mask)[0], tf.float32))
+
+
+def _block_influence_sums(states: Sequence[tf.Tensor], mask: tf.Tensor) -> tf.Tensor:
+    """`[L]`: 1 − cos(input, output) of each layer, summed over the real tokens of `mask`."""
+    unit = [tf.math.l2_normalize(h, axis=-1) for h in states]
+    return tf.stack([tf.einsum("bn,bn->", mask, 1.0 - tf.reduce_sum(x * y, axis=-1))
+                     for x, y in zip(unit[:-1], unit[1:])])
+
+
+def layer_importance(model: BertModel, batches: Iterable[Mapping[str, Any]],
+                     max_batches: Optional[int] = None) -> np.ndarray:
+    """`[L]` block influence of each layer of `model`: 1 − the mean cosine between its input and output hidden
+    states over real tokens (ShortGPT); low: the layer changes its input little (why this score: the module
+    docstring). `importance` computes the same scores (`Importance.layers`) in its own pass.
+
+    Args:
+        model: the model whose layers a student copies.
+        batches: dicts with `token_ids`, `segment_ids`, `padding_mask` `[B, n]` (other keys are ignored).
+        max_batches: measure at most this many of `batches`; None: all of them.
+
+    Example:
+    >>> model = BertModel(vocabulary_size=30, num_layers=3, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> batch = {"token_ids": np.arange(10).reshape(2, 5) % 30, "segment_ids": np.zeros((2, 5), "int32"),
+    ...          "padding_mask": np.ones((2, 5), "int32")}
+    >>> layer_importance(model, [batch]).shape
+    (3,)
+    """
+    measure = tf.function(lambda inputs: _layer_sums(model, inputs), reduce_retracing=True)
+    total, tokens = np.zeros(model.num_layers), 0.0
+    for batch in itertools.islice(batches, max_batches):
+        sums, count = measure({k: tf.cast(batch[k], tf.int32) for k in INPUT_NAMES})
+        total, tokens = total + sums.numpy().astype(np.float64), tokens + float(count)
+    if tokens == 0:
+        raise TfkdError("layer importance was measured on no real tokens (no batches, or only padding). "
+                        "Fix: pass batches of the task's training split.")
+    return total / tokens
+
+
+def _layer_sums(model: BertModel, inputs: Mapping[str, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+    states = [tf.cast(h, tf.float32) for h in model(inputs, training=False)["hidden_states"]]
+    mask = tf.cast(inputs["padding_mask"], tf.float32)
+    return _block_influence_sums(states, mask), tf.reduce_sum(mask)
+
+
+def choose_layers(scores: np.ndarray, k: int) -> Tuple[int, ...]:
+    """The `k` highest-scoring layers (ties: the lower), 1-based and in their original order, as
+    `--student_layers_from` takes them.
+
+    Example:
+    >>> choose_layers(np.array([0.30, 0.05, 0.20, 0.10, 0.08, 0.40]), 3)
+    (1, 3, 6)
+    """
+    if not 1 <= k <= len(scores):
+        raise TfkdError(f"cannot keep {k} of {len(scores)} teacher layers by importance. "
+                        f"Fix: give the student 1 to {len(scores)} layers.")
+    return tuple(int(i) + 1 for i in _top(np.asarray(scores), k))
 
 
 def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) -> tf.Tensor:
@@ -264,7 +337,7 @@ def select(teacher: BertModel, shape: StudentShape, layers_from: Sequence[int], 
     """
     check_prunable(teacher, shape)
     expected = {"heads": (teacher.num_layers, teacher.num_heads), "ffn": (teacher.num_layers, teacher.intermediate_dim),
-                "hidden": (teacher.hidden_dim,), "pooler": (teacher.hidden_dim,)}
+                "hidden": (teacher.hidden_dim,), "pooler": (teacher.hidden_dim,), "layers": (teacher.num_layers,)}
     wrong = [f"{k} {getattr(scores, k).shape} vs {v}" for k, v in expected.items() if getattr(scores, k).shape != v]
     if wrong:
         raise TfkdError("the importance scores do not fit this teacher (" + "; ".join(wrong) + "). "

@@ -13,7 +13,7 @@ StudentShape(num_layers=2, hidden_dim=64, num_heads=2, intermediate_dim=128, dro
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,7 +32,16 @@ from tfkd.models import (
     build_student,
     load_teacher,
 )
-from tfkd.models.prune import IMPORTANCE_BATCHES, check_prunable, importance, pruned_student, source_layers
+from tfkd.models.prune import (
+    IMPORTANCE,
+    IMPORTANCE_BATCHES,
+    check_prunable,
+    choose_layers,
+    importance,
+    layer_importance,
+    pruned_student,
+    source_layers,
+)
 from tfkd.models.student import initialize_from, load_init_source
 from tfkd.training.config import DataConfig, StudentConfig
 from tfkd.training.methods import LossSpec
@@ -58,6 +67,12 @@ def student_shape(config: StudentConfig) -> StudentShape:
     return StudentShape(config.num_layers, config.hidden_dim, config.num_heads, config.intermediate_dim, config.dropout)
 
 
+def needs_batches(config: StudentConfig) -> bool:
+    """Whether `make_student` measures the teacher on training batches for `config` (pruned init, or layers chosen
+    by importance)."""
+    return config.init == "pruned" or tuple(config.layers_from) == (IMPORTANCE,)
+
+
 def make_student(
     config: StudentConfig,
     teacher: LoadedModel,
@@ -65,37 +80,50 @@ def make_student(
     output_attentions: bool,
     workdir: Optional[str] = None,
     batches: Optional[Iterable[Mapping[str, Any]]] = None,
+    record: Optional[Dict[str, Any]] = None,
 ) -> BertModel:
     """The student of `config`, shaped like `teacher` where `config` is silent and initialised as `config.init` says.
 
     Args:
-        config: its shape, initialisation and source layers.
+        config: its shape, initialisation and source layers (`layers_from=("importance",)`: the source's layers
+            with the highest block influence, `tfkd.models.prune.layer_importance`).
         teacher: the loaded teacher (vocabulary, positions, activation; the source of `init='teacher'` and
             `init='pruned'`, and the metadata that names the pretrained source of `init='pretrained'`).
         num_classes: classes of the task (1 for regression).
         output_attentions: whether some loss reads the student's attention maps.
         workdir: where a downloaded source is kept.
-        batches: `init='pruned'` only: training batches (`make_dataset` dicts) the teacher's units are scored
-            on; the first `IMPORTANCE_BATCHES` are used.
+        batches: where `needs_batches(config)`: training batches (`make_dataset` dicts) the teacher's units or the
+            source's layers are scored on; the first `IMPORTANCE_BATCHES` are used.
+        record: a dict that receives, where the layers were chosen by importance, `layers_from` (1-based, the
+            chosen source layers) and `layer_importance` (one score per source layer), for the caller's metadata
+            and results.
     """
+    shape = student_shape(config)
+    by_importance = tuple(config.layers_from) == (IMPORTANCE,)
+    if config.init == "random":
+        if by_importance:
+            raise TfkdError("--student_layers_from=importance chooses the teacher layers a student copies, and "
+                            "--student_init=random copies none. Fix: pass --student_init=teacher or pruned, or drop "
+                            "--student_layers_from.")
+        return build_student(shape, like=teacher.model, output_attentions=output_attentions)
+    if needs_batches(config) and batches is None:
+        what = "--student_init=pruned" if config.init == "pruned" else "--student_layers_from=importance"
+        raise TfkdError(f"{what} needs batches of the training split to score the teacher on, and none were given. "
+                        "Fix: pass batches=make_dataset(train, ...) to make_student.")
     if config.init == "pruned":
-        if batches is None:
-            raise TfkdError("--student_init=pruned needs batches of the training split to score the teacher's units "
-                            "on, and none were given. Fix: pass batches=make_dataset(train, ...) to make_student.")
-        shape = student_shape(config)
         check_prunable(teacher.model, shape)  # before the measuring, which takes a while
         scores = importance(teacher.model, batches, max_batches=IMPORTANCE_BATCHES)
+        layers_from = (_layers_by_importance(scores.layers, shape.num_layers, record) if by_importance
+                       else config.layers_from)
         log(f"pruned initialisation: teacher units scored on {scores.num_batches} training batches "
             f"({scores.num_tokens} tokens); keeping teacher layers "
-            f"{','.join(str(i + 1) for i in source_layers(teacher.model.num_layers, shape.num_layers, config.layers_from))}, "
+            f"{','.join(str(i + 1) for i in source_layers(teacher.model.num_layers, shape.num_layers, layers_from))}, "
             f"{shape.num_heads}/{teacher.model.num_heads} heads, "
             f"{shape.intermediate_dim}/{teacher.model.intermediate_dim} FFN units and "
             f"{shape.hidden_dim}/{teacher.model.hidden_dim} hidden channels")
-        return pruned_student(teacher.model, shape, config.layers_from, scores, output_attentions)
-    student = build_student(student_shape(config), like=teacher.model, output_attentions=output_attentions)
+        return pruned_student(teacher.model, shape, layers_from, scores, output_attentions)
+    student = build_student(shape, like=teacher.model, output_attentions=output_attentions)
     layers_from = list(config.layers_from)
-    if config.init == "random":
-        return student
     if config.init == "teacher":
         source = teacher.model
     elif config.init == "pretrained":
@@ -111,8 +139,22 @@ def make_student(
                 log(f"--student_init={config.init} has the student's {student.num_layers} layers: copying them 1:1, "
                     "ignoring --student_layers_from")
             layers_from = list(range(1, student.num_layers + 1))
+    if layers_from == [IMPORTANCE]:
+        # The layers copied are the source's, so they are scored on the source (the teacher itself for init=teacher).
+        scores = layer_importance(source, batches, max_batches=IMPORTANCE_BATCHES)
+        layers_from = list(_layers_by_importance(scores, student.num_layers, record))
     initialize_from(student, source, layers_from)
     return student
+
+
+def _layers_by_importance(scores: np.ndarray, num_layers: int, record: Optional[Dict[str, Any]]) -> Tuple[int, ...]:
+    layers = choose_layers(scores, num_layers)
+    log("source layers by block influence (1 - cos(input, output) on training batches): "
+        + ", ".join(f"{i + 1}: {s:.4f}" for i, s in enumerate(scores))
+        + f"; the student copies layers {','.join(map(str, layers))}")
+    if record is not None:
+        record.update(layers_from=list(layers), layer_importance=[float(s) for s in scores])
+    return layers
 
 
 def needs_attentions(specs: Sequence[LossSpec]) -> Tuple[bool, bool]:

@@ -93,7 +93,9 @@ class StudentConfig:
         init: 'pretrained' (the teacher's pretrained source), 'teacher', 'random', 'pruned' (the fine-tuned
             teacher sliced by unit importance into this shape, `tfkd.models.prune`), or a tfkd model
             directory / Hugging Face BERT directory with the teacher's vocabulary.
-        layers_from: 1-based source layers copied into the student; empty: uniform (6 → 3: 2, 4, 6).
+        layers_from: 1-based source layers copied into the student; empty: uniform (6 → 3: 2, 4, 6);
+            ("importance",): the source layers with the highest block influence on training batches
+            (`tfkd.models.prune.layer_importance`), in their original order; init 'random' refuses it.
     """
 
     num_layers: int = 3
@@ -102,7 +104,7 @@ class StudentConfig:
     intermediate_dim: int = 1536
     dropout: float = 0.1
     init: str = "pretrained"
-    layers_from: Tuple[int, ...] = ()
+    layers_from: Tuple[int | str, ...] = ()
 
 
 @dataclasses.dataclass
