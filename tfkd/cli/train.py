@@ -23,6 +23,7 @@ change the run is refused unless `--allow_changed_flags`.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Dict
 
@@ -69,6 +70,9 @@ flags.DEFINE_float("teacher_learning_rate", 5e-5, "Peak learning rate of that te
 flags.DEFINE_bool("allow_task_mismatch", False, "Distil from a --teacher whose metadata says it was fine-tuned on another task (its classes must really be this task's).")
 flags.DEFINE_string("student_init", "pretrained", "pretrained: copy from the teacher's pretrained source (e.g. MiniLM before fine-tuning); teacher: copy from the (fine-tuned) teacher; random; pruned: slice the (fine-tuned) teacher by unit importance into any narrower shape (heads x 32 = hidden width for MiniLM); or a tfkd model directory (e.g. a CoDIR pre-training output) or a Hugging Face BERT directory (e.g. a compact pretrained BERT) with the teacher's vocabulary.")
 cli_flags.define_student_flags()
+flags.DEFINE_enum("student_vocab", "teacher", ["teacher", "task"], "teacher: the student keeps the teacher's vocabulary; task: only the special tokens and the WordPiece ids of the training text (plus --student_vocab_corpus), written as the student's own vocab.txt (distil mode).")
+flags.DEFINE_string("student_vocab_corpus", "", "With --student_vocab=task: a text file (one text per line, e.g. the domain's unlabelled text) whose WordPiece ids the student keeps too.")
+flags.DEFINE_integer("student_vocab_corpus_top", 0, "Keep only the --student_vocab_corpus' this many most frequent ids (0: all of them).", lower_bound=0)
 flags.DEFINE_float("dropout", 0.1, "Dropout of the model being trained.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("teacher_cache", "auto", "auto: when every loss reads only per-example teacher outputs (kd logits, CoDIR/ACKD summary vectors, [CLS] vectors), compute them once into <workdir>/teacher_cache and train without running the teacher; off: run the teacher every step; or a directory, which runs with the same teacher and data can share. A cache made for another teacher, vocabulary, data or max length is refused.")
 flags.DEFINE_enum("teacher_cache_dtype", "float32", list(CACHE_DTYPES), "Storage of the teacher cache; float16 halves its memory.")
@@ -114,7 +118,9 @@ def run_config() -> RunConfig:
         teacher=TeacherConfig(source=FLAGS.teacher, finetune_epochs=FLAGS.finetune_teacher_epochs,
                               finetuned_dir=FLAGS.finetuned_teacher_dir, learning_rate=FLAGS.teacher_learning_rate,
                               allow_task_mismatch=FLAGS.allow_task_mismatch),
-        student=cli_flags.student_config(FLAGS),
+        student=dataclasses.replace(cli_flags.student_config(FLAGS), vocab=FLAGS.student_vocab,
+                                    vocab_corpus=FLAGS.student_vocab_corpus,
+                                    vocab_corpus_top=FLAGS.student_vocab_corpus_top),
         method=method_flags.method_config(FLAGS),
         optim=cli_flags.optim_config(FLAGS),
         runtime=cli_flags.runtime_config(

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd.core.log import log
+from tfkd.data.vocab import STUDENT_TOKEN_IDS
 from tfkd.distill.teacher_cache import cached_outputs
 from tfkd.losses._distribute import all_reduce_sum
 from tfkd.losses.base import LOSSES, DistillationLoss
@@ -47,6 +48,15 @@ def model_inputs(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """The three id tensors a `BertModel` takes, from a pipeline batch."""
     inputs = {name: batch[name] for name in INPUT_NAMES}
     inputs["padding_mask"] = tf.cast(inputs["padding_mask"], tf.int32)
+    return inputs
+
+
+def student_inputs(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """`model_inputs` with the student's own token ids when the batch carries them (a trimmed vocabulary,
+    `tfkd.data.vocab`); the teacher keeps reading `token_ids`."""
+    inputs = model_inputs(batch)
+    if STUDENT_TOKEN_IDS in batch:
+        inputs["token_ids"] = batch[STUDENT_TOKEN_IDS]
     return inputs
 
 
@@ -203,7 +213,7 @@ class Distiller(keras.Model):
         )
 
     def call(self, inputs, training=False):
-        return self.student(model_inputs(inputs), training=training)
+        return self.student(student_inputs(inputs), training=training)
 
     def variable_groups(self) -> Tuple[List[keras.Variable], List[int]]:
         """The trained variables (student + loss layers) and each one's layer group."""
@@ -264,7 +274,7 @@ class Distiller(keras.Model):
         data = _unpack(data)
         if not hasattr(self, "_train_vars"):  # Keras may mark the model built without calling build()
             self.build()
-        inputs = model_inputs(data)
+        inputs = student_inputs(data)
         batch = dict(data, pair_weights=self.pair_weights)
         teacher_out = self.teacher_outputs(data)
         with tf.GradientTape() as tape:
@@ -360,7 +370,7 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         data = _unpack(data)
-        inputs = model_inputs(data)
+        inputs = student_inputs(data)
         student_out = self.student(inputs, training=False)
         if self.eval_loss is not None:
             self.eval_tracker.update_state(self.eval_loss({}, student_out, data, training=False))
@@ -368,7 +378,7 @@ class Distiller(keras.Model):
 
     def predict_step(self, data):
         data = _unpack(data)
-        outputs = self.student(model_inputs(data), training=False)
+        outputs = self.student(student_inputs(data), training=False)
         return {"logits": outputs["logits"], "index": data["index"], "weight": data["weight"]}
 
     # --- preparation -----------------------------------------------------------------------

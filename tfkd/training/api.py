@@ -55,15 +55,28 @@ from tfkd.models import (
 )
 from tfkd.models.labels import match_label_order
 from tfkd.models.sources import source_kind
+from tfkd.models.vocab import keep_tokens
 from tfkd.runtime.precision import set_precision
 from tfkd.runtime.strategy import configure_cpu_replicas, make_strategy, worker_index
 from tfkd.training import methods
-from tfkd.training.build import build_distiller, load_data, loss_context, make_loss, make_student, needs_attentions
+from tfkd.training.build import (
+    build_distiller,
+    load_data,
+    loss_context,
+    make_loss,
+    make_student,
+    needs_attentions,
+    needs_batches,
+    student_vocabulary,
+)
 from tfkd.training.config import PretrainConfig, RunConfig, RuntimeConfig
 from tfkd.training.methods import LossSpec
 from tfkd.training.results import ComparisonRow, PretrainSummary, RunResult, TeacherSummary
-from tfkd.training.trainer import Trainer
+from tfkd.training.trainer import BatchTransform, Trainer
 from tfkd.training.workdir import RunFlags, WorkdirLock, check_directory_target
+
+# A trimmed student vocabulary (`--student_vocab=task`); the model directory gets a copy as its vocab.txt.
+STUDENT_VOCAB_FILE = "student_vocab.txt"
 
 PRETRAIN_STAGE = "codir_pretrain"
 NO_MLM_KD = (
@@ -256,32 +269,47 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
     train, dev = load_data(task, tokenizer, data)
     specs = methods.method_losses(config.method, task=task.name, seed=config.optim.seed)
     teacher_attentions, student_attentions = needs_attentions(specs)
-    # A pruned student is sliced from the teacher by importance measured on training batches.
+    # A pruned student, or layers chosen by importance, are measured on training batches.
     batches = (make_dataset(train, data.batch_size, shuffle=True, seed=config.optim.seed,
                             pad_to_multiple_of=data.pad_to_multiple_of)
-               if config.student.init == "pruned" else None)
-    student = make_student(config.student, teacher, task.num_labels, student_attentions, workdir, batches=batches)
+               if needs_batches(config.student) else None)
+    chosen: Dict[str, Any] = {}
+    student = make_student(config.student, teacher, task.num_labels, student_attentions, workdir, batches=batches,
+                           record=chosen)
+    vocabulary = student_vocabulary(config.student, task, data, teacher, tokenizer, train, dev,
+                                    os.path.join(workdir, STUDENT_VOCAB_FILE))
+    if vocabulary:
+        student = keep_tokens(student, vocabulary.trim.kept_ids)
     layer_map = parse_layer_map(list(config.method.layer_map) or None, teacher.model.num_layers, student.num_layers)
     teacher_model = teacher.model.with_outputs(teacher_attentions)
     metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=teacher.lowercase,
                              base=teacher.metadata.base, role="student", max_seq_length=data.max_seq_length,
                              task_spec=task.to_dict(),
-                             extra={"method": config.method.name, "teacher": config.teacher.source})
+                             extra={"method": config.method.name, "teacher": config.teacher.source, **chosen}
+                             | ({"vocab": vocabulary.summary} if vocabulary else {}))
     result, evaluator = _train(
         context, config, workdir=workdir, task=task, student=student, teacher=teacher_model, specs=specs, train=train,
-        dev=dev, vocab_path=teacher.vocab_path, metadata=metadata, epochs=config.optim.epochs,
-        learning_rate=config.optim.learning_rate, algorithm=config.method.algorithm, layer_map=layer_map, kind="distill",
+        dev=vocabulary.dev if vocabulary else dev, vocab_path=vocabulary.path if vocabulary else teacher.vocab_path,
+        teacher_vocab_path=teacher.vocab_path, transform=vocabulary.trim.transform if vocabulary else None,
+        metadata=metadata, epochs=config.optim.epochs, learning_rate=config.optim.learning_rate,
+        algorithm=config.method.algorithm, layer_map=layer_map, kind="distill",
     )
-    teacher_metrics = evaluator.evaluate(teacher.model)
+    # A trimmed student reads its own ids; the teacher is scored on its own.
+    teacher_evaluator = evaluator if vocabulary is None else Evaluator(
+        task, dev, data.eval_batch_size, jit_compile=context.runtime.eval_jit_compile,
+        pad_to_multiple_of=data.pad_to_multiple_of)
+    teacher_metrics = teacher_evaluator.evaluate(teacher.model)
     best_student, _, _ = load_model_dir(os.path.join(workdir, "model"))
     result.teacher = TeacherSummary(source=config.teacher.source, layers=teacher.model.num_layers,
                                     params=count_params(teacher.model), dev=teacher_metrics)
     result.comparison = [
         ComparisonRow(model=label, layers=model.num_layers, params=count_params(model), dev=metrics,
-                      forward_examples_per_second=evaluator.throughput(model))
-        for label, model, metrics in (("teacher", teacher.model, teacher_metrics),
-                                      ("student (best dev)", best_student, result.best_dev))
+                      forward_examples_per_second=scorer.throughput(model))
+        for label, model, metrics, scorer in (("teacher", teacher.model, teacher_metrics, teacher_evaluator),
+                                              ("student (best dev)", best_student, result.best_dev, evaluator))
     ]
+    if vocabulary:
+        result.student.vocab = vocabulary.summary
     result.write(os.path.join(workdir, "results.json"))
     return result
 
@@ -304,9 +332,15 @@ def _train(
     kind: str,
     algorithm: Optional[str] = None,
     layer_map=(),
+    teacher_vocab_path: Optional[str] = None,
+    transform: Optional[BatchTransform] = None,
 ) -> tuple:
     """Trains `student` with the losses `specs`; returns its `RunResult` (also written to results.json) and the
-    dev `Evaluator`."""
+    dev `Evaluator`.
+
+    `dev` and `vocab_path` are the student's (the vocabulary saved with it); the teacher cache is keyed by
+    `teacher_vocab_path` (default: the same); `transform` is applied to every batched pass over `train`
+    (a trimmed vocabulary's student ids)."""
     data, runtime, method = config.data, context.runtime, config.method
     optim = dataclasses.replace(config.optim, epochs=epochs, learning_rate=learning_rate)
     steps = steps_per_epoch(train, data.batch_size)
@@ -319,9 +353,10 @@ def _train(
     checkpoints = os.path.join(workdir, "checkpoints")
     trainer = Trainer(distiller, workdir, data=data, optim=optim, runtime=runtime, steps_per_epoch=steps, stages=stages,
                       total_steps=sum(stage.steps for stage in stages), restore_directory=context.chief_path(checkpoints))
-    cache = trainer.teacher_cache(train, vocab_path, runtime.teacher_cache, runtime.teacher_cache_dtype)
+    cache = trainer.teacher_cache(train, teacher_vocab_path or vocab_path, runtime.teacher_cache,
+                                  runtime.teacher_cache_dtype)
     extras = cache.extras() if cache else None
-    trainer.prepare_losses(train, extras)
+    trainer.prepare_losses(train, extras, transform)
     evaluator = Evaluator(task, dev, data.eval_batch_size, jit_compile=runtime.eval_jit_compile,
                           pad_to_multiple_of=data.pad_to_multiple_of)
     model_dir = os.path.join(workdir, "model")
@@ -333,7 +368,7 @@ def _train(
     log(f"training {trainer.epochs} epochs x {steps} steps from {trainer.checkpoint.where(trainer.start_step)}; losses: "
         + ", ".join(f"{s.weight:g}*{s.name}" for s in specs) + f"; algorithm {algorithm}; stages: "
         + ", ".join(f"{s.name} ({s.steps} steps)" for s in stages))
-    outcome = trainer.fit(train, extras=extras, evaluator=evaluator, save_best=save_best,
+    outcome = trainer.fit(train, extras=extras, transform=transform, evaluator=evaluator, save_best=save_best,
                           dev_history_path=os.path.join(workdir, "dev_history.json"))
     dev_eval = outcome.dev
     if dev_eval.best is None:  # resumed after the last epoch: score what was saved

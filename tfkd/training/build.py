@@ -13,16 +13,18 @@ StudentShape(num_layers=2, hidden_dim=64, num_heads=2, intermediate_dim=128, dro
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
-from tfkd.data import load_split
+from tfkd.data import load_split, load_unlabeled_text, make_tokenizer
 from tfkd.data.load import stream_split
 from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, tokenize, tokenize_chunks
 from tfkd.data.tasks import GlueTask
+from tfkd.data.vocab import VocabularyTrim, corpus_token_counts, trim_vocabulary, unk_share
 from tfkd.distill import Distiller
 from tfkd.losses import LOSSES, DistillationLoss, DistillContext, ModelSpec
 from tfkd.models import (
@@ -208,3 +210,53 @@ def build_distiller(
     losses = [(spec.name, make_loss(spec, context), spec.weight) for spec in specs]
     return Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"),
                      num_pairs=max(len(layer_map), 1), freeze_layers=freeze_layers)
+
+
+@dataclasses.dataclass
+class StudentVocabulary:
+    """A distilled student's own, trimmed vocabulary (`tfkd.data.vocab`).
+
+    Args:
+        trim: which teacher ids it keeps; `trim.transform` gives training batches the student's ids.
+        path: its `vocab.txt`.
+        dev: the dev split tokenized with it, as serving will tokenize.
+        summary: what results.json records (`StudentSummary.vocab`).
+    """
+
+    trim: VocabularyTrim
+    path: str
+    dev: TokenizedSplit
+    summary: Dict[str, Any]
+
+
+def student_vocabulary(config: StudentConfig, task: GlueTask, data: DataConfig, teacher: LoadedModel, tokenizer,
+                       train: TokenizedSplit, dev: TokenizedSplit, path: str) -> Optional[StudentVocabulary]:
+    """The trimmed vocabulary `config.vocab='task'` asks for, written to `path`; None for the teacher's.
+
+    Args:
+        config: the student's vocabulary settings.
+        task: the task (its dev split is tokenized again with the student's vocabulary).
+        data: where the task's files are and the length limit.
+        teacher: the teacher, whose vocabulary is trimmed.
+        tokenizer: the teacher's tokenizer (for the extra corpus).
+        train, dev: the splits in the teacher's ids.
+        path: where the student's `vocab.txt` goes.
+    """
+    if config.vocab == "teacher":
+        return None
+    corpus = None
+    if config.vocab_corpus:
+        corpus = corpus_token_counts(load_unlabeled_text(config.vocab_corpus), tokenizer, tokenizer.vocabulary_size())
+    trim = trim_vocabulary(teacher.vocab_path, train, corpus, config.vocab_corpus_top)
+    trim.write(path)
+    student_dev = tokenize(load_split(task, "dev", data.glue_dir), make_tokenizer(path, teacher.lowercase),
+                           data.max_seq_length)
+    summary = trim.summary() | {"dev_unk_share": unk_share(student_dev, path),
+                                "teacher_dev_unk_share": unk_share(dev, teacher.vocab_path)}
+    if config.vocab_corpus:
+        summary |= {"corpus": config.vocab_corpus, "corpus_top": config.vocab_corpus_top}
+    log(f"student vocabulary: {trim.size} of the teacher's {trim.teacher_size} tokens (the training text"
+        f"{' and ' + config.vocab_corpus if config.vocab_corpus else ''}), written to {path}; "
+        f"{100 * summary['dev_unk_share']:.2f} % of dev tokens become [UNK] "
+        f"(teacher: {100 * summary['teacher_dev_unk_share']:.2f} %)")
+    return StudentVocabulary(trim, path, student_dev, summary)

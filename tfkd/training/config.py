@@ -96,6 +96,10 @@ class StudentConfig:
         layers_from: 1-based source layers copied into the student; empty: uniform (6 → 3: 2, 4, 6);
             ("importance",): the source layers with the highest block influence on training batches
             (`tfkd.models.prune.layer_importance`), in their original order; init 'random' refuses it.
+        vocab: 'teacher' (the teacher's vocabulary) or 'task' (trimmed to the special tokens and the WordPiece
+            ids of the training text, `tfkd.data.vocab`; distillation only).
+        vocab_corpus: with vocab='task', a text file (one text per line) whose ids are kept too.
+        vocab_corpus_top: keep only that corpus' this many most frequent ids (0: all of them).
     """
 
     num_layers: int = 3
@@ -105,6 +109,16 @@ class StudentConfig:
     dropout: float = 0.1
     init: str = "pretrained"
     layers_from: Tuple[int | str, ...] = ()
+    vocab: str = "teacher"
+    vocab_corpus: str = ""
+    vocab_corpus_top: int = 0
+
+    def __post_init__(self) -> None:
+        if self.vocab not in ("teacher", "task"):
+            raise TfkdError(f"student vocab '{self.vocab}' is not 'teacher' or 'task'. Fix: use one of those.")
+        if self.vocab == "teacher" and (self.vocab_corpus or self.vocab_corpus_top):
+            raise TfkdError("a vocabulary corpus only adds to a trimmed vocabulary, and the student keeps the "
+                            "teacher's. Fix: add --student_vocab=task, or drop --student_vocab_corpus(_top).")
 
 
 @dataclasses.dataclass
@@ -220,6 +234,9 @@ class RunConfig:
             raise TfkdError(f"mode '{self.mode}' is not 'distill' or 'finetune'. Fix: use one of those.")
         if self.finetune_model not in ("teacher", "student"):
             raise TfkdError(f"finetune_model '{self.finetune_model}' is not 'teacher' or 'student'. Fix: use one of those.")
+        if self.mode == "finetune" and self.student.vocab != "teacher":
+            raise TfkdError("vocabulary trimming makes a distilled student's vocabulary, and this run fine-tunes. "
+                            "Fix: drop --student_vocab=task, or pass --mode=distill.")
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain JSON-able values, by section."""
@@ -283,6 +300,12 @@ class PretrainConfig:
     optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(learning_rate=1e-4))
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     allow_changed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.student.vocab != "teacher":
+            raise TfkdError("pre-training keeps the teacher's vocabulary (its masked-LM head predicts every token). "
+                            "Fix: trim when distilling on the task: python -m tfkd.train --student_vocab=task "
+                            "--student_init=<this run's model dir>.")
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain JSON-able values, by section."""

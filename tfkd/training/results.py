@@ -78,11 +78,18 @@ class InvalidResult(TfkdError):
 
 @dataclasses.dataclass(kw_only=True)
 class StudentSummary:
-    """The trained model's size (a fine-tuned teacher's too)."""
+    """The trained model's size (a fine-tuned teacher's too).
+
+    Args:
+        vocab: a trimmed vocabulary (`--student_vocab=task`): its `size`, the teacher's `teacher_size`, and
+            the share of dev tokens that are `[UNK]` under the student's (`dev_unk_share`) and the teacher's
+            vocabulary (`teacher_dev_unk_share`); None when the student keeps the teacher's.
+    """
 
     layers: int
     hidden_dim: int
     params: int
+    vocab: Optional[Dict[str, Any]] = None
 
 
 @dataclasses.dataclass(kw_only=True)
