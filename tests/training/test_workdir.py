@@ -101,6 +101,14 @@ def test_run_flags_refuse_a_changed_resume_record_overrides_and_start_afresh(tmp
         flags.check({}, resuming=True, allow_changes=False)
 
 
+def test_checkpoints_without_recorded_flags_resume_only_when_changes_are_allowed(tmp_path):
+    flags = RunFlags(str(tmp_path))
+    with pytest.raises(TfkdError, match=r"holds checkpoints but no run_flags.json.*Fix: .*--allow_changed_flags"):
+        flags.check({"seed": 1}, resuming=True, allow_changes=False)
+    assert flags.check({"seed": 1}, resuming=True, allow_changes=True) == []
+    assert flags.check({"seed": 1}, resuming=True, allow_changes=False) == []  # recorded from now on
+
+
 def test_resuming_with_a_changed_learning_rate_is_refused_unless_allowed_and_then_recorded(teacher, copy_of_finished_run):
     workdir = copy_of_finished_run
     refused = run(train_command(teacher, workdir, "--checkpoint_every_steps=3", "--learning_rate=2e-3", "--seed=4"))

@@ -124,7 +124,7 @@ class RunFlags:
         except (ValueError, AttributeError) as e:
             raise TfkdError(
                 f"'{self.path}' (the flags this run was started with) is damaged ({e}). Fix: restore it, or "
-                "delete it to resume without checking the flags, or start a new --workdir."
+                "delete it and pass --allow_changed_flags to resume without checking the flags, or start a new --workdir."
             ) from None
         return stored
 
@@ -149,6 +149,13 @@ class RunFlags:
         flags = jsonable(dict(flags))
         stored = self._read() if resuming else None
         changes: List[Dict[str, Any]] = []
+        if resuming and stored is None and not allow_changes:
+            # Without the record nothing says these checkpoints were trained with these flags.
+            raise TfkdError(
+                f"{os.path.dirname(self.path)} holds checkpoints but no {FLAGS_FILE}, so this run cannot check that "
+                "they were trained with the same flags. Fix: pass a new --workdir, or --allow_changed_flags to "
+                "resume them with these flags (recorded from now on)."
+            )
         if stored is not None:
             old = stored["flags"]
             differ = [name for name in sorted(set(old) | set(flags)) if old.get(name) != flags.get(name)]
