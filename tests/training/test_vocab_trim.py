@@ -112,3 +112,14 @@ def test_vocabulary_settings_that_cannot_work_are_refused(make, message):
     with pytest.raises(tfkd.TfkdError, match="Fix:") as error:
         make()
     assert message in str(error.value)
+
+
+def test_the_hugging_face_export_carries_the_trimmed_vocabulary(runs, tmp_path):
+    from tfkd.export.hf import export_hf
+    from tfkd.models.sources import load_teacher
+
+    root, trimmed, _ = runs
+    out = export_hf(str(root / "trimmed"), str(tmp_path / "hf"), force=True, log=lambda message: None)
+    assert read_vocab(os.path.join(out, "vocab.txt")) == read_vocab(str(root / "trimmed" / "model" / "vocab.txt"))
+    loaded = load_teacher(out, num_classes=2)
+    assert loaded.model.vocabulary_size == trimmed.student.vocab["size"]

@@ -5,7 +5,7 @@ optimum and ONNX tooling load it as they load any BERT classifier:
 
     config.json               architectures, sizes, hidden_act, layer_norm_eps, id2label/label2id, problem_type
     model.safetensors         transformers' tensor names; Linear weights [out, in]
-    vocab.txt                 the student's (= the teacher's) WordPiece vocabulary
+    vocab.txt                 the student's WordPiece vocabulary (the teacher's, or its trimmed copy)
     tokenizer_config.json     do_lower_case, model_max_length
     special_tokens_map.json
 
