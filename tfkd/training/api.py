@@ -69,7 +69,7 @@ from tfkd.training.build import (
     needs_batches,
     student_vocabulary,
 )
-from tfkd.training.config import PretrainConfig, RunConfig, RuntimeConfig
+from tfkd.training.config import PretrainConfig, RunConfig, RuntimeConfig, StudentConfig
 from tfkd.training.methods import LossSpec
 from tfkd.training.results import ComparisonRow, PretrainSummary, RunResult, TeacherSummary
 from tfkd.training.trainer import BatchTransform, Trainer
@@ -280,7 +280,8 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
                                     os.path.join(workdir, STUDENT_VOCAB_FILE))
     if vocabulary:
         student = keep_tokens(student, vocabulary.trim.kept_ids)
-    layer_map = parse_layer_map(list(config.method.layer_map) or None, teacher.model.num_layers, student.num_layers)
+    layer_map = parse_layer_map(list(config.method.layer_map) or _copied_layers(config.student, chosen),
+                                teacher.model.num_layers, student.num_layers)
     teacher_model = teacher.model.with_outputs(teacher_attentions)
     metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=teacher.lowercase,
                              base=teacher.metadata.base, role="student", max_seq_length=data.max_seq_length,
@@ -312,6 +313,15 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
         result.student.vocab = vocabulary.summary
     result.write(os.path.join(workdir, "results.json"))
     return result
+
+
+def _copied_layers(student: StudentConfig, chosen: Mapping[str, Any]) -> Optional[List[int]]:
+    """The teacher layers the student's layers were copied from, which layer losses then pair them with by
+    default; None (uniform) when no teacher-shaped source was copied or no layers were named."""
+    if student.init not in ("teacher", "pruned", "pretrained"):
+        return None
+    layers = chosen.get("layers_from") or [int(x) for x in student.layers_from if str(x).isdigit()]
+    return list(layers) or None
 
 
 def _train(
