@@ -1,5 +1,6 @@
 """`--validate`: the report and table for every artefact and the teacher."""
 
+import copy
 import dataclasses
 import importlib
 import json
@@ -159,3 +160,13 @@ def test_table_has_a_line_per_row(report):
     assert line.endswith(f"{speedup['median']:.1f}x ({speedup['min']:.1f}–{speedup['max']:.1f})")
     assert f"LiteRT with {THREADS} threads" in table
     assert f"over {REPEATS} rounds" in table
+
+
+def test_a_two_digit_speedup_stays_apart_from_the_latency_column(report):
+    wide = copy.deepcopy(report)
+    wide["speedup"]["float32"].update(median=10.6, min=10.2, max=10.7)
+    for row in wide["rows"]:
+        if row["latency_ms"]:
+            row["latency_ms"].update(median=0.34, p90=0.39)
+    line = next(line for line in format_table(wide).splitlines() if line.startswith("student TFLite float32"))
+    assert line.split()[-4:] == ["0.34", "0.39", "10.6x", "(10.2–10.7)"]

@@ -400,7 +400,7 @@ def format_table(report: Dict[str, Any]) -> str:
     rows, speedup = report["rows"], report.get("speedup", {})
     metrics = list(rows[0]["metrics"])
     header = (f"{'artefact':<36}{'runtime':>14}{'seq':>8}{'size MB':>9}{'max|Δlogit|':>12}{'agree %':>9}"
-              + "".join(f"{m:>10}" for m in metrics) + f"{'p50 ms':>9}{'p90 ms':>9}{'speed-up':>17}")
+              + "".join(f"{m:>10}" for m in metrics) + f"{'p50 ms':>9}{'p90 ms':>9}{'speed-up':>19}")
     lines = [header, "-" * len(header)]
     for r in rows:
         latency = r["latency_ms"]
@@ -411,7 +411,7 @@ def format_table(report: Dict[str, Any]) -> str:
             f"{'–' if r['agreement'] is None else format(100 * r['agreement'], '.1f'):>9}"
             + "".join(f"{100 * r['metrics'][m]:>10.2f}" for m in metrics)
             + f"{'–' if not latency else format(latency['median'], '.2f'):>9}"
-            f"{'–' if not latency else format(latency['p90'], '.2f'):>9}{_speedup_cell(r, speedup):>17}"
+            f"{'–' if not latency else format(latency['p90'], '.2f'):>9}{_speedup_cell(r, speedup):>19}"
         )
     for r in rows:
         if r.get("token_agreement") is not None:
