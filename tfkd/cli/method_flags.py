@@ -165,8 +165,10 @@ def _define_fixed_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_float("kd_beta", 0.5, "β in (1-β)·CE + β·KD.", flag_values=flag_values)
     flags.DEFINE_string("layer_map", "", "Teacher layer (1-based, 0 = embeddings) for each student layer, e.g. 2,4,6. "
                         "Empty: uniform k·L_T/L_S.", flag_values=flag_values)
-    flags.DEFINE_enum("algorithm", "joint", ["joint", "progressive", "stacked"], "How internal losses are scheduled "
-                      "(Aguilar et al.); each ends with --final_stage_epochs of KD + CE.", flag_values=flag_values)
+    flags.DEFINE_enum("algorithm", "joint", ["joint", "progressive", "stacked", "tinybert"], "How internal losses "
+                      "are scheduled (Aguilar et al.; tinybert: all pairs' internal losses alone, then KD + CE, as "
+                      "TinyBERT's task distillation); each ends with --final_stage_epochs of KD + CE.",
+                      flag_values=flag_values)
     flags.DEFINE_integer("stage_epochs", 1, "progressive/stacked: epochs per layer-pair stage.",
                          flag_values=flag_values)
     flags.DEFINE_integer("stage_steps", 0, "progressive/stacked: steps per layer-pair stage (overrides --stage_epochs "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Dict
+from typing import Dict, List
 
 from absl import app, flags
 
@@ -36,7 +36,7 @@ from tfkd.core.errors import TfkdError, TrainingPreempted
 from tfkd.core.log import log
 from tfkd.distill.teacher_cache import DTYPES as CACHE_DTYPES
 from tfkd.training import api
-from tfkd.training.config import DataConfig, RunConfig, TeacherConfig
+from tfkd.training.config import AugmentConfig, DataConfig, RunConfig, TeacherConfig
 from tfkd.training.results import RunResult
 
 FLAGS = flags.FLAGS
@@ -62,6 +62,11 @@ flags.DEFINE_list("label_names", [], "Class names in logit order; default: the s
 flags.DEFINE_enum("task_type", "", ["", "classification", "regression"], "Default: regression when every label is a number and some are not whole or there are more than 10 distinct values.")
 flags.DEFINE_list("metrics", [], "Metrics (accuracy, f1, macro_f1, mcc, pearson, spearman); the first selects the best epoch. Default: by task type (a GLUE task keeps its own).")
 flags.DEFINE_string("positive_label", "", "The class binary F1 counts as positive.")
+# --- data augmentation ----------------------------------------------------------------------
+flags.DEFINE_list("augment", [], "Teacher-labelled data augmentation (distil mode): augmenters making new, perturbed copies of the training inputs, e.g. embedding_neighbours,delete: embedding_neighbours (nearest whole-word tokens in the teacher's input embeddings), mlm (a keras-hub BertMaskedLM's top-k, --augment_args=mlm.preset=<dir>), delete, swap (adjacent words), file (the texts of --augment_file), or one registered with tfkd.register_augmenter. Augmented rows carry no gold label: CE skips them, every distillation term uses them.")
+flags.DEFINE_integer("augment_factor", 8, "Perturbed copies per training example (spread round-robin over the --augment perturbers; duplicates of one another, of training and of dev examples are dropped).")
+flags.DEFINE_string("augment_file", "", "In-domain text for --augment=file: one example per line (a pair: two texts separated by a tab), or CSV/TSV/JSONL with the task's text columns.")
+flags.DEFINE_list("augment_args", [], "Augmenter options as name.option=value, e.g. embedding_neighbours.top_k=10,embedding_neighbours.probability=0.3,delete.probability=0.2,mlm.preset=/path/to/preset.")
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged, offline), a keras-hub preset, a Hugging Face BERT directory, or a tfkd model directory / .keras file.")
 flags.DEFINE_integer("finetune_teacher_epochs", 0, "Distil mode with a teacher whose head is untrained: fine-tune it this many epochs first (into <workdir>/teacher; reused on re-runs).")
@@ -102,6 +107,24 @@ def flag_values() -> Dict:
     return {f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__])} | method_flags.flag_values(FLAGS)
 
 
+def augment_args(entries: List[str]) -> Dict[str, Dict[str, str]]:
+    """`--augment_args` entries `name.option=value` → augmenter name → option → text value.
+
+    Example:
+    >>> augment_args(["embedding_neighbours.top_k=10", "delete.probability=0.2"])
+    {'embedding_neighbours': {'top_k': '10'}, 'delete': {'probability': '0.2'}}
+    """
+    args: Dict[str, Dict[str, str]] = {}
+    for entry in entries:
+        name, dot, rest = entry.partition(".")
+        option, equals, value = rest.partition("=")
+        if not (dot and equals and name and option):
+            raise TfkdError(f"--augment_args entry '{entry}' is not name.option=value. "
+                            "Fix: e.g. --augment_args=embedding_neighbours.top_k=10")
+        args.setdefault(name.strip(), {})[option.strip()] = value.strip()
+    return args
+
+
 def run_config() -> RunConfig:
     """The run these flags describe."""
     return RunConfig(
@@ -127,6 +150,8 @@ def run_config() -> RunConfig:
             FLAGS, eval_jit_compile=FLAGS.eval_jit_compile, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
             deterministic=FLAGS.deterministic, teacher_cache=FLAGS.teacher_cache,
             teacher_cache_dtype=FLAGS.teacher_cache_dtype),
+        augment=AugmentConfig(augmenters=tuple(FLAGS.augment), factor=FLAGS.augment_factor, file=FLAGS.augment_file,
+                              args=augment_args(FLAGS.augment_args)),
         allow_changed=FLAGS.allow_changed_flags,
     )
 

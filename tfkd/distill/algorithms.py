@@ -1,9 +1,12 @@
-"""Training algorithms as stage schedules: joint, progressive (PID), stacked (SID).
+"""Training algorithms as stage schedules: joint, progressive (PID), stacked (SID), tinybert.
 
 Aguilar et al. (AAAI 2020) distil internal representations either all at
 once (*joint*), one layer pair at a time bottom-up (*progressive*), or with a
 growing prefix of pairs (*stacked*); every algorithm ends with a soft-label
-stage (KD + CE on the whole student). A stage is a set of loss weights,
+stage (KD + CE on the whole student). *tinybert* is TinyBERT's two-step task
+distillation (Jiao et al., 2020): every pair's internal losses alone, then the
+soft-label stage (its "prediction-layer distillation"), both on the training
+set as it is, so on the enlarged set of `--augment`. A stage is a set of loss weights,
 layer-pair weights and per-layer gradient multipliers; the `StageScheduler`
 callback assigns them to the distiller's variables at stage boundaries, so
 the compiled train step is never retraced.
@@ -107,13 +110,39 @@ def joint(plan: StagePlan) -> List[Stage]:
     return [Stage("joint", main, plan.weights(True, True), [1.0] * n, plan.grad_scale(()))] + plan.final_stage()
 
 
-def _per_pair(plan: StagePlan, pair_weights: Callable[[int, int], List[float]], label: str) -> List[Stage]:
+def _check_final_stage(plan: StagePlan, label: str) -> None:
     if plan.final_steps <= 0:
         raise TfkdError(
             f"the {label} algorithm's layer stages train only internal losses, so without a final soft-label stage "
             "the classifier is never trained. Fix: give it final steps (--final_stage_epochs=1, the default for "
             f"{label})."
         )
+
+
+@register_algorithm("tinybert")
+def tinybert(plan: StagePlan) -> List[Stage]:
+    """TinyBERT's two steps: all pairs' internal losses alone (no KD, no CE), then the soft-label stage.
+
+    The internal stage has the run's steps but the final stage's (`--epochs` counts both).
+
+    Example:
+    >>> plan = StagePlan(base_weights=(0.5, 0.5, 1.0), output_mask=(True, True, False),
+    ...                  student_layers_of_pairs=(1, 2), num_student_layers=2, total_steps=40,
+    ...                  steps_per_stage=10, final_steps=10, freeze_distilled=False)
+    >>> [(s.name, s.steps, list(s.loss_weights), list(s.pair_weights)) for s in tinybert(plan)]
+    [('intermediate', 30, [0.0, 0.0, 1.0], [1.0, 1.0]), ('soft-label', 10, [0.5, 0.5, 0.0], [1.0, 1.0])]
+    """
+    _check_final_stage(plan, "tinybert")
+    main = plan.total_steps - plan.final_steps
+    if main <= 0:
+        raise TfkdError("--final_stage_epochs leaves no steps for tinybert's intermediate stage. Fix: train for more "
+                        "epochs (--epochs counts both stages).")
+    n = len(plan.student_layers_of_pairs)
+    return [Stage("intermediate", main, plan.weights(True, False), [1.0] * n, plan.grad_scale(()))] + plan.final_stage()
+
+
+def _per_pair(plan: StagePlan, pair_weights: Callable[[int, int], List[float]], label: str) -> List[Stage]:
+    _check_final_stage(plan, label)
     n = len(plan.student_layers_of_pairs)
     stages = []
     for k in range(n):

@@ -184,10 +184,21 @@ def _load(directory: str, expected: Mapping, split: TokenizedSplit) -> Dict[str,
     return features
 
 
-def _build(
-    directory: str, teacher: keras.Model, split: TokenizedSplit, keys: Sequence[str], dtype: str, batch_size: int,
-    pad_to_multiple_of: int,
+def teacher_pass(
+    teacher: keras.Model, split: TokenizedSplit, keys: Sequence[str], dtype: str = "float32", batch_size: int = 64,
+    pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF,
 ) -> Dict[str, np.ndarray]:
+    """The per-example teacher features `keys` (see `compute_features`) of every example of `split`, `[N, ...]`
+    in its row order, from one pass of the frozen teacher with a progress bar.
+
+    Args:
+        teacher: the frozen teacher (a `BertModel`).
+        split: the tokenized examples.
+        keys: the feature names (`"logits"`, `"mean_<l>"`, `"cls_<l>"`).
+        dtype: storage of the arrays.
+        batch_size: batch size of the pass.
+        pad_to_multiple_of: its bucketing.
+    """
     @tf.function
     def forward(batch):
         inputs = {name: batch[name] for name in INPUT_NAMES}
@@ -258,7 +269,7 @@ def load_or_build(
             f"{directory} is not empty but holds no teacher-output cache ({FINGERPRINT} is missing). "
             "Fix: point --teacher_cache at an empty or new directory."
         )
-    arrays = _build(directory, teacher, split, features, dtype, batch_size, pad_to_multiple_of)
+    arrays = teacher_pass(teacher, split, features, dtype, batch_size, pad_to_multiple_of)
     # One staging folder per process: runs sharing a cache directory may build it at the same time.
     staging = f"{directory.rstrip('/')}.partial-{os.getpid()}"
     try:

@@ -19,6 +19,7 @@ import pkgutil
 
 from tfkd.losses.ackd import ACKDLoss
 from tfkd.losses.base import (
+    GOLD,
     LOSSES,
     DistillationLoss,
     DistillContext,
@@ -27,6 +28,7 @@ from tfkd.losses.base import (
     ModelSpec,
     constructor_arguments,
     flag_prefix,
+    gold_mean,
     hyperparameters,
     loss_arguments,
     masked_mean,
@@ -49,6 +51,7 @@ for _module in pkgutil.iter_modules(__path__):
 del _module
 
 __all__ = [
+    "GOLD",
     "LOSSES",
     "ACKDLoss",
     "AttentionKLLoss",
@@ -69,6 +72,7 @@ __all__ = [
     "PKDLoss",
     "constructor_arguments",
     "flag_prefix",
+    "gold_mean",
     "hyperparameters",
     "loss_arguments",
     "masked_mean",

@@ -12,7 +12,10 @@ Every loss is called as `loss(teacher, student, batch, training=...)`:
   `"attentions"` (L tensors `[B, H, n, n]`, softmax output before dropout).
 - `batch`: `"padding_mask"` `[B, n]` (1 = real token), `"labels"` `[B]`,
   `"index"` `[B]` (stable example index) and optionally `"pair_weights"` `[P]`
-  (one weight per layer-map pair; progressive/stacked algorithms set them).
+  (one weight per layer-map pair; progressive/stacked algorithms set them)
+  and `"gold"` `[B]` (`GOLD`: 1 where the label is gold, 0 for a row that data
+  augmentation added, whose label is only the teacher's prediction; a loss
+  that reads `"labels"` averages over the gold rows with `gold_mean`).
 
 It returns a float32 scalar: the mean over this replica's examples. All
 arithmetic is float32 even under a mixed-precision policy.
@@ -196,6 +199,9 @@ class DistillContext:
         num_train_examples: size of the training set (memory banks have one row each).
         train_labels: labels of the training set by example index, for
             label-aware negative sampling; None when unknown (pre-training).
+            An augmented row's label is the teacher's predicted class.
+        augmented_examples: how many of the training examples data
+            augmentation added (rows without a gold label; 0: none).
     """
 
     teacher: ModelSpec
@@ -205,6 +211,7 @@ class DistillContext:
     is_regression: bool = False
     num_train_examples: int = 0
     train_labels: Optional[np.ndarray] = dataclasses.field(default=None, compare=False)
+    augmented_examples: int = 0
 
     def to_config(self) -> Dict[str, Any]:
         config = dataclasses.asdict(self)
@@ -284,9 +291,11 @@ class DistillationLoss(keras.layers.Layer):
             keras.metrics.Mean(name=f"{self.name}_{name}") for name in self.diagnostics
         ]
 
-    def record(self, diagnostic: str, value: tf.Tensor) -> None:
-        """Adds this step's `value` (a scalar) to the running mean of `diagnostic`."""
-        self.diagnostic_metrics[self.diagnostics.index(diagnostic)].update_state(tf.stop_gradient(value))
+    def record(self, diagnostic: str, value: tf.Tensor, weight: Optional[tf.Tensor] = None) -> None:
+        """Adds this step's `value` (a scalar) to the running mean of `diagnostic`, with `weight` (e.g. the
+        number of examples it averages; default 1)."""
+        self.diagnostic_metrics[self.diagnostics.index(diagnostic)].update_state(
+            tf.stop_gradient(value), sample_weight=None if weight is None else tf.stop_gradient(weight))
 
     def prepare(self, teacher_batches: Iterable[Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor]]]) -> None:
         """Called once before training with `(teacher_outputs, batch)` for the whole
@@ -423,6 +432,25 @@ def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     mask = tf.cast(mask, tf.float32)
     values = to_float32(values)
     return tf.reduce_sum(values * mask) / tf.maximum(replica_share(tf.reduce_sum(mask)), 1.0)
+
+
+# Batch key of the gold-label mask of a training set enlarged by data augmentation (`tfkd.data.augment`).
+GOLD = "gold"
+
+
+def gold_mean(values: tf.Tensor, batch: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Mean of per-example `values` over the rows whose label is gold: all rows of a batch without a `GOLD`
+    mask, else the rows it marks 1 (0 when there is none), so a term that reads labels never learns an
+    augmented row's placeholder.
+
+    Example:
+    >>> values = tf.constant([1.0, 3.0, 98.0])
+    >>> float(gold_mean(values, {})), float(gold_mean(values, {GOLD: tf.constant([1.0, 1.0, 0.0])}))
+    (34.0, 2.0)
+    """
+    if GOLD not in batch:
+        return tf.reduce_mean(to_float32(values))
+    return masked_mean(values, batch[GOLD])
 
 
 def pair_weights(batch: Mapping[str, tf.Tensor], num_pairs: int) -> tf.Tensor:

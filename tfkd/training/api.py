@@ -39,7 +39,7 @@ from tfkd.data.tasks import GlueTask
 from tfkd.distill import Distiller, build_stages
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
-from tfkd.losses import LOSSES
+from tfkd.losses import GOLD, LOSSES
 from tfkd.models import (
     BertModel,
     LoadedModel,
@@ -60,7 +60,10 @@ from tfkd.runtime.precision import set_precision
 from tfkd.runtime.strategy import configure_cpu_replicas, make_strategy, worker_index
 from tfkd.training import methods
 from tfkd.training.build import (
+    AugmentedTraining,
+    augment_training_set,
     build_distiller,
+    check_augment,
     load_data,
     loss_context,
     make_loss,
@@ -263,10 +266,17 @@ def _finetune(context: RunContext, config: RunConfig, task: GlueTask, workdir: s
 
 def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResult:
     data, workdir = config.data, context.workdir
+    if config.augment.augmenters:
+        check_augment(config.augment)
     teacher = _obtain_teacher(context, config, task)
     check_sequence_length(teacher.model, data.max_seq_length)
     tokenizer = make_tokenizer(teacher.vocab_path, teacher.lowercase)
     train, dev = load_data(task, tokenizer, data)
+    # Everything downstream (student vocabulary, memory banks, the teacher cache) sees the enlarged set.
+    augmented = (augment_training_set(config.augment, task, data, teacher, tokenizer, train, dev, config.optim.seed)
+                 if config.augment.augmenters else None)
+    if augmented:
+        train = augmented.train
     specs = methods.method_losses(config.method, task=task.name, seed=config.optim.seed)
     teacher_attentions, student_attentions = needs_attentions(specs)
     # A pruned student, or layers chosen by importance, are measured on training batches.
@@ -293,7 +303,7 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
         dev=vocabulary.dev if vocabulary else dev, vocab_path=vocabulary.path if vocabulary else teacher.vocab_path,
         teacher_vocab_path=teacher.vocab_path, transform=vocabulary.trim.transform if vocabulary else None,
         metadata=metadata, epochs=config.optim.epochs, learning_rate=config.optim.learning_rate,
-        algorithm=config.method.algorithm, layer_map=layer_map, kind="distill",
+        algorithm=config.method.algorithm, layer_map=layer_map, kind="distill", augmented=augmented,
     )
     # A trimmed student reads its own ids; the teacher is scored on its own.
     teacher_evaluator = evaluator if vocabulary is None else Evaluator(
@@ -344,18 +354,21 @@ def _train(
     layer_map=(),
     teacher_vocab_path: Optional[str] = None,
     transform: Optional[BatchTransform] = None,
+    augmented: Optional[AugmentedTraining] = None,
 ) -> tuple:
     """Trains `student` with the losses `specs`; returns its `RunResult` (also written to results.json) and the
     dev `Evaluator`.
 
     `dev` and `vocab_path` are the student's (the vocabulary saved with it); the teacher cache is keyed by
     `teacher_vocab_path` (default: the same); `transform` is applied to every batched pass over `train`
-    (a trimmed vocabulary's student ids)."""
+    (a trimmed vocabulary's student ids). With `augmented`, `train` is its enlarged split: batches carry its
+    gold mask, and the teacher cache lives in a folder of its own per augmented set."""
     data, runtime, method = config.data, context.runtime, config.method
     optim = dataclasses.replace(config.optim, epochs=epochs, learning_rate=learning_rate)
     steps = steps_per_epoch(train, data.batch_size)
     distiller = build_distiller(student, teacher, specs, layer_map, task.is_regression, train.labels,
-                                freeze_layers=method.freeze_distilled)
+                                freeze_layers=method.freeze_distilled,
+                                augmented_examples=augmented.augmented_examples if augmented else 0)
     plan = methods.stage_plan(method, distiller, layer_map, steps, epochs)
     if algorithm is None:  # plain fine-tuning: one stage, whatever the method says
         algorithm, plan = "joint", dataclasses.replace(plan, final_steps=0)
@@ -363,9 +376,16 @@ def _train(
     checkpoints = os.path.join(workdir, "checkpoints")
     trainer = Trainer(distiller, workdir, data=data, optim=optim, runtime=runtime, steps_per_epoch=steps, stages=stages,
                       total_steps=sum(stage.steps for stage in stages), restore_directory=context.chief_path(checkpoints))
-    cache = trainer.teacher_cache(train, teacher_vocab_path or vocab_path, runtime.teacher_cache,
+    cache_directory = runtime.teacher_cache
+    if augmented and cache_directory != "off":
+        # Keyed on the augmented set: other augmentation settings get (and build) their own cache, never this one.
+        base = os.path.join(workdir, "teacher_cache") if cache_directory == "auto" else cache_directory
+        cache_directory = os.path.join(base, f"augmented-{augmented.fingerprint[:12]}")
+    cache = trainer.teacher_cache(train, teacher_vocab_path or vocab_path, cache_directory,
                                   runtime.teacher_cache_dtype)
-    extras = cache.extras() if cache else None
+    if augmented and cache is None and teacher is not None:
+        log(f"the live teacher also labels the {augmented.augmented_examples} augmented examples at every step")
+    extras = (cache.extras() if cache else {}) | ({GOLD: augmented.gold} if augmented else {}) or None
     trainer.prepare_losses(train, extras, transform)
     evaluator = Evaluator(task, dev, data.eval_batch_size, jit_compile=runtime.eval_jit_compile,
                           pad_to_multiple_of=data.pad_to_multiple_of)
@@ -407,6 +427,7 @@ def _train(
         losses=[{"name": s.name, "key": s.key, "weight": s.weight, "args": s.args} for s in specs],
         algorithm=algorithm,
         layer_map=[list(p) for p in layer_map],
+        augmentation=augmented.summary if augmented else None,
         task_spec=task.to_dict(),
         config=config.to_dict(),
         flags=context.flags,

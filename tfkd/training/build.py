@@ -14,18 +14,23 @@ StudentShape(num_layers=2, hidden_dim=64, num_heads=2, intermediate_dim=128, dro
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
+import keras
 import numpy as np
 
 from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
 from tfkd.data import load_split, load_unlabeled_text, make_tokenizer
+from tfkd.data.augment import AugmentContext, check_settings, decode, enlarge, materialise
 from tfkd.data.load import stream_split
 from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, tokenize, tokenize_chunks
 from tfkd.data.tasks import GlueTask
+from tfkd.data.tokenizer import read_vocab
 from tfkd.data.vocab import VocabularyTrim, corpus_token_counts, trim_vocabulary, unk_share
 from tfkd.distill import Distiller
+from tfkd.distill.teacher_cache import teacher_pass
 from tfkd.losses import LOSSES, DistillationLoss, DistillContext, ModelSpec
 from tfkd.models import (
     BertModel,
@@ -45,8 +50,9 @@ from tfkd.models.prune import (
     source_layers,
 )
 from tfkd.models.student import initialize_from, load_init_source
-from tfkd.training.config import DataConfig, StudentConfig
+from tfkd.training.config import AugmentConfig, DataConfig, StudentConfig
 from tfkd.training.methods import LossSpec
+from tfkd.training.results import AugmentationSummary
 
 
 def load_data(task: GlueTask, tokenizer, data: DataConfig) -> Tuple[TokenizedSplit, TokenizedSplit]:
@@ -173,8 +179,9 @@ def loss_context(
     is_regression: bool = False,
     train_labels: Optional[np.ndarray] = None,
     num_train_examples: Optional[int] = None,
+    augmented_examples: int = 0,
 ) -> DistillContext:
-    """What every loss of this run is constructed with."""
+    """What every loss of this run is constructed with (`augmented_examples`: training rows without a gold label)."""
     return DistillContext(
         teacher=ModelSpec(teacher.num_layers, teacher.hidden_dim, teacher.num_heads) if teacher else ModelSpec(0, 0, 0),
         student=ModelSpec(student.num_layers, student.hidden_dim, student.num_heads),
@@ -183,6 +190,7 @@ def loss_context(
         is_regression=is_regression,
         num_train_examples=len(train_labels) if num_train_examples is None else num_train_examples,
         train_labels=train_labels,
+        augmented_examples=augmented_examples,
     )
 
 
@@ -204,9 +212,12 @@ def build_distiller(
     is_regression: bool,
     train_labels: np.ndarray,
     freeze_layers: bool = False,
+    augmented_examples: int = 0,
 ) -> Distiller:
-    """The `Distiller` of the weighted losses `specs`, with dev CE as its evaluation loss."""
-    context = loss_context(student, teacher, layer_map, is_regression, train_labels)
+    """The `Distiller` of the weighted losses `specs`, with dev CE as its evaluation loss; `augmented_examples`
+    of the `train_labels` are the teacher's labels of augmented rows."""
+    context = loss_context(student, teacher, layer_map, is_regression, train_labels,
+                           augmented_examples=augmented_examples)
     losses = [(spec.name, make_loss(spec, context), spec.weight) for spec in specs]
     return Distiller(student, teacher, losses, eval_loss=LOSSES.get("ce")(context, name="dev_ce"),
                      num_pairs=max(len(layer_map), 1), freeze_layers=freeze_layers)
@@ -260,3 +271,82 @@ def student_vocabulary(config: StudentConfig, task: GlueTask, data: DataConfig, 
         f"{100 * summary['dev_unk_share']:.2f} % of dev tokens become [UNK] "
         f"(teacher: {100 * summary['teacher_dev_unk_share']:.2f} %)")
     return StudentVocabulary(trim, path, student_dev, summary)
+
+
+@dataclasses.dataclass
+class AugmentedTraining:
+    """A training split enlarged by teacher-labelled augmented examples (`augment_training_set`).
+
+    Args:
+        train: the training examples, then the augmented ones; the latter labelled with the teacher's
+            prediction (its class, or its score for regression).
+        gold: float32 `[N + M]`, 1 for the training examples (gold labels), 0 for the augmented ones; batches
+            carry it as `tfkd.losses.GOLD`, so terms that read labels skip augmented rows.
+        fingerprint: digest of the augmented examples (`tfkd.data.augment.Augmentation.fingerprint`).
+        summary: what results.json records.
+    """
+
+    train: TokenizedSplit
+    gold: np.ndarray
+    fingerprint: str
+    summary: AugmentationSummary
+
+    @property
+    def augmented_examples(self) -> int:
+        return self.summary.kept
+
+
+def check_augment(config: AugmentConfig) -> None:
+    """Refuses augmentation settings that cannot work (see `tfkd.data.augment.check_settings`), before any
+    model is loaded."""
+    check_settings(config.augmenters, config.factor, config.file, config.args)
+
+
+def augment_training_set(config: AugmentConfig, task: GlueTask, data: DataConfig, teacher: LoadedModel, tokenizer,
+                         train: TokenizedSplit, dev: TokenizedSplit, seed: int) -> AugmentedTraining:
+    """`train` enlarged by the augmented examples `config` asks for, labelled by the teacher, with one report line.
+
+    Args:
+        config: the augmenters, copies per example, file and options.
+        task: the task (an augment file's columns, pairs or not, class names).
+        data: the length limit and the batching of the teacher's labelling pass.
+        teacher: the fine-tuned teacher: its vocabulary and token embeddings feed the augmenters, its
+            predictions label the new examples.
+        tokenizer: the teacher's tokenizer.
+        train, dev: the tokenized splits, in the teacher's ids; no dev text reaches the augmented examples.
+        seed: the augmentation's seed (the run's).
+    """
+    start = time.perf_counter()
+    vocabulary = read_vocab(teacher.vocab_path)
+    embeddings = keras.ops.convert_to_numpy(teacher.model.get_layer("token_embedding").embeddings)
+    context = AugmentContext(vocabulary, data.max_seq_length, embeddings=embeddings, tokenizer=tokenizer, task=task,
+                             file=config.file, batch_size=data.eval_batch_size)
+    made = materialise(train, dev, config.augmenters, config.factor, seed, context, config.args)
+    if made.kept:
+        logits = teacher_pass(teacher.model, made.split, ("logits",), batch_size=data.eval_batch_size,
+                              pad_to_multiple_of=data.pad_to_multiple_of)["logits"]
+        labels = logits[:, 0] if task.is_regression else np.argmax(logits, axis=-1).astype(np.int32)
+    else:
+        labels = np.zeros(0, train.labels.dtype)
+    enlarged, gold = enlarge(train, made.split, labels)
+    counts = None if task.is_regression else {
+        name: int(np.sum(labels == c)) for c, name in enumerate(task.label_names)}
+    summary = AugmentationSummary(
+        augmenters=list(config.augmenters), factor=config.factor, original_examples=len(train), made=made.made,
+        kept=made.kept, duplicates=dict(made.duplicates), mean_length=made.mean_length,
+        fingerprint=made.fingerprint, teacher_labels=counts, seconds=time.perf_counter() - start)
+    duplicates = made.duplicates
+    shares = "" if not counts or not made.kept else "; teacher labels: " + ", ".join(
+        f"{name} {100 * n / made.kept:.1f} %" for name, n in counts.items())
+    log(f"augmentation ({', '.join(config.augmenters)}; {config.factor} copies per training example, seed {seed}): "
+        f"made {made.made}, kept {made.kept} (mean length {made.mean_length:.1f} tokens; training examples "
+        f"{train.lengths.mean():.1f}); dropped as duplicates: {duplicates['augmented']} of one another, "
+        f"{duplicates['train']} of training examples, {duplicates['dev']} of dev examples{shares}; training on "
+        f"{len(train)} examples with gold labels + {made.kept} teacher-labelled = {len(enlarged)} "
+        f"({summary.seconds:.1f} s)")
+    perturbed = np.flatnonzero(made.origin >= 0)
+    if len(perturbed):
+        first = int(perturbed[0])
+        log(f"e.g. {decode(train.example(int(made.origin[first]))[0][1:-1], vocabulary)!r} → "
+            f"{decode(made.split.example(first)[0][1:-1], vocabulary)!r}")
+    return AugmentedTraining(enlarged, gold, made.fingerprint, summary)

@@ -5,8 +5,9 @@ is a mapping from flags to these objects and back (`RunConfig.to_dict` is
 what `results.json` records, `RunConfig.from_dict` reads it back).
 
 Example:
->>> from tfkd.training.config import DataConfig, MethodConfig, RunConfig
->>> config = RunConfig(workdir="/tmp/kd_mrpc", data=DataConfig(task="mrpc"), method=MethodConfig(name="codir"))
+>>> from tfkd.training.config import AugmentConfig, DataConfig, MethodConfig, RunConfig
+>>> config = RunConfig(workdir="/tmp/kd_mrpc", data=DataConfig(task="mrpc"), method=MethodConfig(name="codir"),
+...                    augment=AugmentConfig(augmenters=("embedding_neighbours", "delete"), factor=8))
 >>> config.method.loss_args
 {}
 >>> RunConfig.from_dict(config.to_dict()) == config
@@ -135,9 +136,10 @@ class MethodConfig:
         weight_preset: a per-task weight preset of the method's losses (CKD: sst2, mrpc, rte, cola);
             explicit `weights` win.
         layer_map: teacher layer (1-based, 0 = embeddings) for each student layer; empty: uniform.
-        algorithm: joint, progressive or stacked (how layer losses are scheduled).
+        algorithm: joint, progressive, stacked or tinybert (how layer losses are scheduled; tinybert: every
+            pair's internal losses alone, then the final KD + CE stage).
         stage_epochs, stage_steps: length of a progressive/stacked layer stage.
-        final_stage_epochs: epochs of the final KD + CE stage; None: 1 for progressive/stacked, 0 for joint.
+        final_stage_epochs: epochs of the final KD + CE stage; None: 1 for progressive/stacked/tinybert, 0 for joint.
         freeze_distilled: progressive/stacked: freeze already-distilled student layers.
     """
 
@@ -174,6 +176,33 @@ class OptimConfig:
     weight_decay: float = 0.01
     clipnorm: float = 1.0
     seed: int = 1
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """Teacher-labelled data augmentation (`tfkd.data.augment`): new, perturbed copies of the training inputs,
+    labelled by the teacher and distilled on with the originals (distillation only).
+
+    Args:
+        augmenters: registered augmenter names (embedding_neighbours, mlm, delete, swap, file, or your own);
+            empty: no augmentation.
+        factor: perturbed copies per training example, spread round-robin over the perturbing augmenters
+            (`file` adds its examples once); duplicates (of one another, of training or dev examples) are dropped.
+        file: the in-domain text the `file` augmenter adds (one example per line, or CSV/TSV/JSONL in the
+            training data's layout).
+        args: options by augmenter name, e.g. {"embedding_neighbours": {"top_k": 10}} (see each augmenter's
+            `options`).
+    """
+
+    augmenters: Tuple[str, ...] = ()
+    factor: int = 8
+    file: str = ""
+    args: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 0:
+            raise TfkdError(f"augment factor {self.factor!r} is not a whole number >= 0. Fix: pass "
+                            "--augment_factor=8 (copies per training example; 0: none).")
 
 
 @dataclasses.dataclass
@@ -215,6 +244,7 @@ class RunConfig:
         workdir: output directory (model/, checkpoints/, logs/, dev_history.json, results.json).
         mode: 'distill' (a student from the teacher) or 'finetune' (one model on labels alone).
         finetune_model: with mode='finetune': 'teacher' or 'student' (the no-teacher baseline).
+        augment: teacher-labelled data augmentation of the training set (distillation).
         allow_changed: resume checkpoints although settings that change the run differ.
     """
 
@@ -227,6 +257,7 @@ class RunConfig:
     method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     allow_changed: bool = False
 
     def __post_init__(self) -> None:
@@ -237,6 +268,9 @@ class RunConfig:
         if self.mode == "finetune" and self.student.vocab != "teacher":
             raise TfkdError("vocabulary trimming makes a distilled student's vocabulary, and this run fine-tunes. "
                             "Fix: drop --student_vocab=task, or pass --mode=distill.")
+        if self.mode == "finetune" and self.augment.augmenters:
+            raise TfkdError("augmented examples are labelled by the teacher, and fine-tuning has none. "
+                            "Fix: drop --augment, or pass --mode=distill.")
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain JSON-able values, by section."""
@@ -313,10 +347,10 @@ class PretrainConfig:
 
 
 SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig, "method": MethodConfig,
-            "optim": OptimConfig, "runtime": RuntimeConfig}
+            "optim": OptimConfig, "runtime": RuntimeConfig, "augment": AugmentConfig}
 
 _TUPLE_FIELDS = {("student", "layers_from"), ("method", "layer_map"), ("data", "text_fields"), ("data", "label_names"),
-                 ("data", "metrics")}
+                 ("data", "metrics"), ("augment", "augmenters")}
 
 
 def _section(cls: type, values: Mapping[str, Any]):

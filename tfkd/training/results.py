@@ -131,6 +131,37 @@ class TeacherCacheSummary:
 
 
 @dataclasses.dataclass(kw_only=True)
+class AugmentationSummary:
+    """The teacher-labelled augmented examples a run trained on with its training examples (`tfkd.data.augment`).
+
+    Args:
+        augmenters: the augmenters, by name.
+        factor: copies made per training example.
+        original_examples: the training examples (with gold labels); the run trained on these plus `kept`.
+        made: examples the augmenters made.
+        kept: those left after dropping duplicates.
+        duplicates: the dropped ones by what they repeated: `dev` (a dev example, or for pairs one of its
+            texts), `train` (a training example), `augmented` (one made before).
+        mean_length: mean tokens of the kept examples, [CLS]/[SEP] included.
+        fingerprint: digest of the kept examples (the teacher cache of the enlarged set is keyed on it).
+        teacher_labels: classification: how many kept examples the teacher assigns to each class, by name
+            (their class for label-aware negatives); None for regression.
+        seconds: the time it took to make, deduplicate and teacher-label them.
+    """
+
+    augmenters: List[str]
+    factor: int
+    original_examples: int
+    made: int
+    kept: int
+    duplicates: Dict[str, int]
+    mean_length: float
+    fingerprint: str
+    teacher_labels: Optional[Dict[str, int]] = None
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(kw_only=True)
 class ComparisonRow:
     """One model of a distillation run's closing teacher-vs-student comparison."""
 
@@ -187,7 +218,7 @@ class RunResult:
         dev_history: per epoch, `epoch` and its dev metrics.
         train_examples_per_second: steady-state training speed; None (NaN in memory) when no epoch was timed.
         epoch_seconds, wall_seconds: training time per epoch and in all.
-        train_examples: training-set size.
+        train_examples: training-set size (augmented examples included).
         padding_efficiency: real / padded tokens of the training batches.
         teacher_cache: the cached teacher outputs trained from, None when the teacher ran live.
         peak_rss_mb: the process's peak resident memory.
@@ -198,6 +229,8 @@ class RunResult:
         teacher: the teacher distilled from.
         comparison: the closing teacher-vs-student comparison of a distillation run.
         pretrain: a pre-training run's own figures.
+        augmentation: the teacher-labelled augmented examples trained on; None without augmentation (and in
+            files written before it existed).
         task_spec: the task as trained (`TaskSpec.to_dict()`: texts, label names in logit order, type, metrics;
             for your own files their paths, format and fields); None in older files.
         config: the run's configuration, `RunConfig.to_dict()` (a configuration dataclass is stored as its
@@ -229,6 +262,7 @@ class RunResult:
     teacher: Optional[TeacherSummary] = None
     comparison: Optional[List[ComparisonRow]] = None
     pretrain: Optional[PretrainSummary] = None
+    augmentation: Optional[AugmentationSummary] = None
     task_spec: Optional[Dict[str, Any]] = None
     config: Optional[Dict[str, Any]] = None
     flags: Optional[Dict[str, Any]] = None
