@@ -26,6 +26,17 @@ def test_bad_maps_name_the_problem(spec, message):
         parse_layer_map(spec, 6, 3)
 
 
-def test_uniform_needs_divisible_layers():
-    with pytest.raises(TfkdError, match="--layer_map="):
-        uniform_layer_map(6, 4)
+def test_uniform_maps_any_student_depth_spread_to_the_last_teacher_layer():
+    assert uniform_layer_map(6, 4) == ((1, 2), (2, 3), (3, 5), (4, 6))
+    assert uniform_layer_map(6, 5) == ((1, 2), (2, 3), (3, 4), (4, 5), (5, 6))
+    for teacher in range(1, 13):
+        for student in range(1, teacher + 1):
+            layers = [t for _, t in uniform_layer_map(teacher, student)]
+            assert layers[-1] == teacher and len(set(layers)) == student and layers == sorted(layers)
+
+
+def test_the_copied_layers_and_the_layer_map_agree_by_default():
+    from tfkd.models.prune import source_layers
+
+    for student in range(1, 7):
+        assert [t - 1 for _, t in uniform_layer_map(6, student)] == list(source_layers(6, student))

@@ -21,23 +21,19 @@ LayerMap = Tuple[Tuple[int, int], ...]
 
 
 def uniform_layer_map(num_teacher_layers: int, num_student_layers: int) -> LayerMap:
-    """The default map `g(k) = k * L_T / L_S` (12→6: 2,4,…,12; 6→3: 2,4,6)."""
+    """The default map `g(k) = ⌈k · L_T / L_S⌉` (12→6: 2,4,…,12; 6→3: 2,4,6; 6→4: 2,3,5,6), ending at the
+    teacher's last layer.
+
+    Example:
+    >>> uniform_layer_map(6, 4)
+    ((1, 2), (2, 3), (3, 5), (4, 6))
+    """
     if num_student_layers < 1 or num_teacher_layers < num_student_layers:
         raise TfkdError(
             f"cannot map a {num_student_layers}-layer student onto a {num_teacher_layers}-layer "
             "teacher. Fix: use a student with 1..L_T layers or pass --layer_map explicitly."
         )
-    if num_teacher_layers % num_student_layers:
-        raise TfkdError(
-            f"the uniform layer map needs L_T ({num_teacher_layers}) to be a multiple of L_S "
-            f"({num_student_layers}). Fix: pass --layer_map with {num_student_layers} teacher "
-            "layer numbers, e.g. --layer_map=" + ",".join(
-                str(round((k + 1) * num_teacher_layers / num_student_layers))
-                for k in range(num_student_layers)
-            )
-        )
-    step = num_teacher_layers // num_student_layers
-    return tuple((k, k * step) for k in range(1, num_student_layers + 1))
+    return tuple((k, -(-k * num_teacher_layers // num_student_layers)) for k in range(1, num_student_layers + 1))
 
 
 def parse_layer_map(

@@ -68,6 +68,7 @@ import tensorflow as tf
 
 from tfkd.core.errors import TfkdError
 from tfkd.models.bert import INPUT_NAMES, BertModel
+from tfkd.models.layer_map import uniform_layer_map
 from tfkd.models.student import StudentShape, build_student
 
 # Batches `make_student` measures importance on: a few hundred, as pruning papers use, and
@@ -312,8 +313,7 @@ def source_layers(num_teacher_layers: int, num_student_layers: int, layers_from:
     ((1, 3, 5), (0, 1))
     """
     if not layers_from:
-        step = num_teacher_layers / num_student_layers
-        return tuple(round((k + 1) * step) - 1 for k in range(num_student_layers))
+        return tuple(t - 1 for _, t in uniform_layer_map(num_teacher_layers, num_student_layers))
     if len(layers_from) != num_student_layers:
         raise TfkdError(
             f"--student_layers_from lists {len(layers_from)} layers but the student has {num_student_layers}. "

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 from tfkd.core.errors import TfkdError
 from tfkd.data.tokenizer import vocab_checksum
 from tfkd.models.bert import ENCODER_LAYER_NAMES, BertModel
+from tfkd.models.layer_map import uniform_layer_map
 from tfkd.models.model_dir import is_model_dir, load_model_dir
 from tfkd.models.sources import load_hf_directory
 
@@ -85,8 +86,7 @@ def build_student(
 def initialize_from(student: BertModel, source: BertModel, layers_from: Optional[Sequence[int]] = None) -> None:
     """Copies `source`'s embeddings, pooler and `layers_from` (1-based) into `student`."""
     if layers_from is None or len(layers_from) == 0:
-        step = source.num_layers / student.num_layers
-        layers_from = [round((k + 1) * step) for k in range(student.num_layers)]
+        layers_from = [t for _, t in uniform_layer_map(source.num_layers, student.num_layers)]
     layers_from = list(layers_from)
     if len(layers_from) != student.num_layers:
         raise TfkdError(
