@@ -75,7 +75,7 @@ def test_exports_add_size_and_latency_columns_and_the_latency_axis(tmp_path):
     exports = [fake_export(tmp_path / "serving" / "kd1" / "1", tmp_path / "kd1", 4.0, teacher_ms=9.0),
                fake_export(tmp_path / "serving" / "kd2" / "1", tmp_path / "kd2", 6.0, size=7_000_000)]
     attach_exports(runs, exports)
-    assert runs[0].export == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0}
+    assert runs[0].export == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0, "speedup": None}
     assert runs[0].teacher_export["latency_ms"] == 9.0 and runs[1].teacher_export is None
     text = table(runs)
     assert "TFLite dynamic_int8 MB | p50 latency ms |" in text
@@ -207,7 +207,7 @@ def test_a_run_folder_holding_its_export_report_needs_no_exports_flag(tmp_path):
     fake_export(tmp_path / "docs" / "runs" / "kd_s1", "/elsewhere/workdirs/kd_s1", 4.0, teacher_ms=9.0)
     runs = load_runs([copy])
     attach_exports(runs, [])
-    assert runs[0].export == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0}
+    assert runs[0].export == {"artefact": "TFLite dynamic_int8", "size_bytes": 5_000_000, "latency_ms": 4.0, "speedup": None}
     frontier_plot(frontier_of(runs), str(tmp_path / "frontier.png"), "test")
     assert (tmp_path / "frontier.png").stat().st_size > 10_000
     # An export named on the command line replaces the copied one, teacher row included.
@@ -224,3 +224,27 @@ def test_a_frontier_needs_exports_of_one_task(tmp_path):
     other.result.task, other.export = "sst2", runs[0].export
     with pytest.raises(TfkdError, match="the frontier compares runs of one task, these are of mrpc, sst2"):
         frontier_of([runs[0], other])
+
+
+def test_runs_of_one_size_started_differently_are_not_taken_for_seeds(tmp_path):
+    paths = [fake_run(tmp_path / "pre", "kd", 1, 0.80), fake_run(tmp_path / "pruned", "kd", 2, 0.84)]
+    result = json.loads((tmp_path / "pruned" / RESULTS_FILE).read_text())
+    result["flags"]["student_init"] = "pruned"
+    result["student"]["vocab"] = {"size": 11575, "teacher_size": 30522}
+    (tmp_path / "pruned" / RESULTS_FILE).write_text(json.dumps(result))
+    text = table(load_runs(paths))
+    assert "| kd | 3 | 17.0 | 1 | f1 80.0 |" in text and "| kd, init pruned, vocab 11,575 | 3 | 17.0 | 1 | f1 84.0 |" in text
+
+
+def test_the_frontier_places_students_by_their_interleaved_speedup(tmp_path):
+    """A student exported while the machine was busy has a slow p50, but its speed-up against the teacher
+    timed in the same rounds puts it where it belongs."""
+    paths, exports = frontier_runs(tmp_path)
+    report = json.loads(open(os.path.join(exports[0], "report.json")).read())
+    report["speedup"] = {"dynamic_int8": {"median": 4.5}}
+    open(os.path.join(exports[0], "report.json"), "w").write(json.dumps(report))
+    runs = load_runs(paths)
+    attach_exports(runs, exports)
+    assert runs[0].export["speedup"] == 4.5
+    line = next(line for line in frontier_table(frontier_of(runs)).splitlines() if line.startswith("| kd_s1 "))
+    assert "| 2.00 | 4.50× |" in line  # the teacher's 9.00 ms / 4.5, not the 4.00 ms p50 of its own export

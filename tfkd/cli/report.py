@@ -125,6 +125,7 @@ def attach_exports(runs: Sequence[ReportRun], paths: Sequence[str], artefact: st
                 run = by_folder[source]
         except (KeyError, TypeError) as e:
             raise TfkdError(f"the export files in '{folder}' lack {e}. Fix: re-create {again}.") from None
+        speedups = read_json(report_file, f"re-create {again}").get("speedup", {})
         for role, attribute in (("student", "export"), ("teacher", "teacher_export")):
             row = rows.get(f"{role} {artefact}")
             if row is None and role == "student":
@@ -132,8 +133,9 @@ def attach_exports(runs: Sequence[ReportRun], paths: Sequence[str], artefact: st
                 raise TfkdError(f"the report in '{folder}' has no '{role} {artefact}' row (it has: {names}). "
                                 "Fix: pick one with --export_artefact.")
             timed = row is not None and row["latency_ms"]
-            setattr(run, attribute, {"artefact": artefact, "size_bytes": row["size_bytes"],
-                                     "latency_ms": row["latency_ms"]["median"]} if timed else None)
+            entry = {"artefact": artefact, "size_bytes": row["size_bytes"], "latency_ms": row["latency_ms"]["median"],
+                     "speedup": speedups.get(artefact.removeprefix("TFLite "), {}).get("median")} if timed else None
+            setattr(run, attribute, entry)
 
 
 def run_label(result: RunResult) -> str:
@@ -143,12 +145,24 @@ def run_label(result: RunResult) -> str:
     return f"{result.method} ({result.algorithm})" if result.method == "internal" else result.method
 
 
+def group_label(result: RunResult) -> str:
+    """`run_label`, with the student's initialisation and vocabulary where they are not the defaults (a
+    student of the same size started elsewhere is another experiment, not another seed)."""
+    label = run_label(result)
+    init = result.setting("student", "init", flag="student_init")
+    if result.kind == "distill" and init not in (None, "pretrained"):
+        label += f", init {os.path.basename(os.path.normpath(str(init)))}"
+    if result.student.vocab:
+        label += f", vocab {result.student.vocab['size']:,}"
+    return label
+
+
 def group_runs(runs: Sequence[ReportRun]) -> Dict[tuple, List[ReportRun]]:
-    """Runs that differ only in their seed, by (task, label, student layers, student parameters)."""
+    """Runs that differ only in their seed, by (task, label, student shape, parameters, initialisation)."""
     groups: Dict[tuple, List[ReportRun]] = {}
     for run in runs:
         result = run.result
-        key = (result.task, run_label(result), result.student.layers, result.student.params)
+        key = (result.task, group_label(result), result.student.layers, result.student.params)
         groups.setdefault(key, []).append(run)
     return groups
 
@@ -310,7 +324,9 @@ def frontier_of(runs: Sequence[ReportRun]) -> Frontier:
 
     The teacher's point takes the median over the exports' teacher rows (each
     export times the teacher again, in its own session) and over the runs'
-    measurements of its dev metric.
+    measurements of its dev metric. A student whose report has the interleaved
+    speed-up (`tfkd.export --validate`) is placed at that teacher latency divided
+    by its speed-up, so load that differed between exports does not move it.
     """
     exported = [r for r in runs if r.export]
     if not exported:
@@ -320,11 +336,6 @@ def frontier_of(runs: Sequence[ReportRun]) -> Frontier:
     if len(tasks) > 1:
         raise TfkdError(f"the frontier compares runs of one task, these are of {', '.join(tasks)}. "
                         "Fix: pass the runs of one task.")
-    points = [FrontierPoint(name=os.path.basename(os.path.normpath(r.path)),
-                            shape=f"{r.result.student.layers}L/{r.result.student.hidden_dim}",
-                            method=run_label(r.result), params=r.result.student.params,
-                            size_bytes=r.export["size_bytes"], latency_ms=r.export["latency_ms"],
-                            metric=_or_nan(r.result.primary)) for r in exported]
     timed = [r.teacher_export for r in runs if r.teacher_export]
     measured = [r for r in runs if r.result.teacher_primary is not None]
     teacher = None
@@ -334,6 +345,19 @@ def frontier_of(runs: Sequence[ReportRun]) -> Frontier:
                                 size_bytes=int(statistics.median(t["size_bytes"] for t in timed)),
                                 latency_ms=statistics.median(t["latency_ms"] for t in timed),
                                 metric=statistics.median(r.result.teacher_primary for r in measured))
+
+    def latency(export: Dict[str, Any]) -> float:
+        # Exports made at different times saw different machine load; the speed-up measured against the
+        # teacher in the same rounds does not, so it places each student against one teacher latency.
+        if teacher is not None and export.get("speedup"):
+            return teacher.latency_ms / export["speedup"]
+        return export["latency_ms"]
+
+    points = [FrontierPoint(name=os.path.basename(os.path.normpath(r.path)),
+                            shape=f"{r.result.student.layers}L/{r.result.student.hidden_dim}",
+                            method=group_label(r.result), params=r.result.student.params,
+                            size_bytes=r.export["size_bytes"], latency_ms=latency(r.export),
+                            metric=_or_nan(r.result.primary)) for r in exported]
     return Frontier(metric=exported[0].result.primary_metric, artefact=exported[0].export["artefact"],
                     points=points, teacher=teacher)
 
