@@ -278,10 +278,10 @@ class EmbeddingNeighbours(WordAugmenter):
             chunk = queries[start:start + NEIGHBOUR_CHUNK]
             scores = self.unit[[row[q] for q in chunk]] @ self.unit.T
             scores[np.arange(len(chunk)), [row[q] for q in chunk]] = -np.inf  # a token is not its own neighbour
-            for q, score in zip(chunk, scores):
-                # Highest similarity first, ties by id, so the list does not depend on the sort's internals.
-                order = np.lexsort((self.candidates, -score))[:k]
-                self.neighbours[q] = self.candidates[order]
+            best = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else np.zeros((len(chunk), 0), np.int64)
+            for q, score, top in zip(chunk, scores, best):
+                # Highest similarity first, ties by id, so the list does not depend on the partition's order.
+                self.neighbours[q] = self.candidates[top[np.lexsort((self.candidates[top], -score[top]))]]
 
     def perturb(self, words: List[np.ndarray], rng: np.random.Generator) -> List[np.ndarray]:
         out = []
@@ -427,7 +427,8 @@ class MaskedLMSubstitution(Augmenter):
                 for p, position in enumerate(chosen[i]):
                     scores = logits[b, p].copy()
                     scores[rows[i][0][position]] = -np.inf
-                    top = np.lexsort((np.arange(len(scores)), -scores))[:self.top_k]
+                    top = np.argpartition(-scores, min(self.top_k, len(scores)) - 1)[:self.top_k]
+                    top = top[np.lexsort((top, -scores[top]))]
                     top = top[np.isfinite(scores[top])]
                     if len(top):
                         weights = np.exp(scores[top] - scores[top].max())
