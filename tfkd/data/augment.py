@@ -51,6 +51,7 @@ import zlib
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
 
 from tfkd.core.errors import TfkdError
 from tfkd.core.registry import Registry
@@ -390,8 +391,6 @@ class MaskedLMSubstitution(Augmenter):
         self.cls_id, self.sep_id = context.token_id("[CLS]"), context.token_id("[SEP]")
 
     def augment(self, inputs: Sequence[Sides], rngs: Sequence[np.random.Generator]) -> List[Sides]:
-        import tensorflow as tf
-
         whole_word, continuation = self.context.whole_word, self.context.continuation
         rows, chosen = [], []
         for sides, rng in zip(inputs, rngs):
