@@ -24,7 +24,7 @@ import dataclasses
 import os
 import resource
 import shutil
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -190,12 +190,19 @@ def run(config: RunConfig, *, flags: Optional[Mapping[str, Any]] = None,
     with run_context(config, flags, flag_identity) as context:
         if config.mode == "finetune":
             loaded = load_teacher(config.teacher.source, task.num_labels, context.workdir)
+            build = None
             if config.finetune_model == "student":
-                loaded.model = make_student(config.student, loaded, task.num_labels, False, context.workdir)
+                def build(train: TokenizedSplit) -> BertModel:
+                    # A pruned start, or layers chosen by importance, are measured on training batches.
+                    batches = (make_dataset(train, config.data.batch_size, shuffle=True, seed=config.optim.seed,
+                                            pad_to_multiple_of=config.data.pad_to_multiple_of)
+                               if needs_batches(config.student) else None)
+                    return make_student(config.student, loaded, task.num_labels, False, context.workdir,
+                                        batches=batches)
             elif loaded.fine_tuned:  # fine-tuning further a classifier that has a head: its classes must be these
                 _check_head(loaded, task, config.teacher)
             return _finetune(context, config, task, context.workdir, loaded, config.optim.epochs,
-                             config.optim.learning_rate)
+                             config.optim.learning_rate, build_model=build)
         return _distill(context, config, task)
 
 
@@ -248,11 +255,15 @@ def _obtain_teacher(context: RunContext, config: RunConfig, task: GlueTask) -> L
 
 
 def _finetune(context: RunContext, config: RunConfig, task: GlueTask, workdir: str, loaded: LoadedModel, epochs: int,
-              learning_rate: float) -> RunResult:
+              learning_rate: float,
+              build_model: Optional[Callable[[TokenizedSplit], BertModel]] = None) -> RunResult:
+    """Fine-tunes `loaded.model` on labels alone, or the model `build_model` makes from the training split."""
     data = config.data
     check_sequence_length(loaded.model, data.max_seq_length)
     tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
     train, dev = load_data(task, tokenizer, data)
+    if build_model is not None:
+        loaded.model = build_model(train)
     metadata = ModelMetadata(task=task.name, label_names=list(task.label_names or ()), lowercase=loaded.lowercase,
                              base=loaded.metadata.base, role="teacher", max_seq_length=data.max_seq_length,
                              task_spec=task.to_dict())
