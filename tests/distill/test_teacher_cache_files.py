@@ -31,7 +31,7 @@ def setup(tmp_path):
 
 def test_a_file_as_cache_directory_is_refused_before_the_teacher_runs(setup, tmp_path, monkeypatch):
     split, teacher, vocab = setup
-    monkeypatch.setattr(teacher_cache, "_build", lambda *args: pytest.fail("the teacher ran"))
+    monkeypatch.setattr(teacher_cache, "teacher_pass", lambda *args: pytest.fail("the teacher ran"))
     (tmp_path / "file").write_text("x")
     for directory in (tmp_path / "file", tmp_path / "file" / "cache"):
         with pytest.raises(TfkdError, match=r"--teacher_cache=.*file.* not a directory. Fix: "):
