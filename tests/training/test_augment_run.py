@@ -77,14 +77,19 @@ def test_the_command_augments_and_logs_kd_on_original_and_augmented_rows_apart(t
     assert results["train_examples"] == 48 + results["augmentation"]["kept"]
 
 
-def test_cached_teacher_outputs_of_augmented_rows_are_the_live_teacher_outputs(kd_run, tiny_setup):
-    workdir, result = kd_run
-    loaded = load_teacher(str(tiny_setup / "teacher"), 2)
-    run = config(tiny_setup, workdir)
+def rebuild(setup, workdir):
+    """The run's teacher, splits and augmented set, built again as `run_distill` builds them."""
+    loaded = load_teacher(str(setup / "teacher"), 2)
+    run = config(setup, workdir)
     tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
     task = get_task("sst2")
     train, dev = load_data(task, tokenizer, run.data)
-    augmented = augment_training_set(run.augment, task, run.data, loaded, tokenizer, train, dev, seed=1)
+    return loaded, train, dev, augment_training_set(run.augment, task, run.data, loaded, tokenizer, train, dev, seed=1)
+
+
+def test_cached_teacher_outputs_of_augmented_rows_are_the_live_teacher_outputs(kd_run, tiny_setup):
+    workdir, result = kd_run
+    loaded, train, dev, augmented = rebuild(tiny_setup, workdir)
     assert augmented.fingerprint == result.augmentation.fingerprint  # the same set again, in another process state
     [directory] = glob.glob(str(workdir / "teacher_cache" / f"augmented-{augmented.fingerprint[:12]}"))
     cached = np.load(os.path.join(directory, "logits.npy"))
@@ -101,12 +106,7 @@ def test_cached_teacher_outputs_of_augmented_rows_are_the_live_teacher_outputs(k
 
 def test_no_dev_sentence_is_trained_on(kd_run, tiny_setup):
     workdir, result = kd_run
-    loaded = load_teacher(str(tiny_setup / "teacher"), 2)
-    run = config(tiny_setup, workdir)
-    tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
-    task = get_task("sst2")
-    train, dev = load_data(task, tokenizer, run.data)
-    augmented = augment_training_set(run.augment, task, run.data, loaded, tokenizer, train, dev, seed=1)
+    loaded, train, dev, augmented = rebuild(tiny_setup, workdir)
     dev_rows = {dev.example(i)[0].tobytes() for i in range(len(dev))}
     train_rows = {train.example(i)[0].tobytes() for i in range(len(train))}
     enlarged = augmented.train
