@@ -174,3 +174,24 @@ def write_vocab(path):
     with open(path, "w") as f:
         f.write("\n".join(tokens) + "\n")
     return len(tokens)
+
+
+def tiny_run_config(setup, workdir, *, glue=None, epochs: int = 1, student: Optional[Dict[str, Any]] = None,
+                    method: Optional[Dict[str, Any]] = None, **sections):
+    """The run the in-process training tests start from: `tiny_setup`'s teacher and SST-2 files (or `glue`), a
+    1-layer student copied from the teacher, no XLA; `student` and `method` override fields of those sections,
+    `sections` set others (e.g. `augment=`)."""
+    import tfkd
+
+    return tfkd.RunConfig(
+        workdir=str(workdir),
+        data=tfkd.DataConfig(task="sst2", glue_dir=str(glue or setup / "glue"), max_seq_length=16, batch_size=8,
+                             eval_batch_size=8),
+        teacher=tfkd.TeacherConfig(source=str(setup / "teacher")),
+        student=tfkd.StudentConfig(**{"num_layers": 1, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32,
+                                      "init": "teacher"} | (student or {})),
+        method=tfkd.MethodConfig(**(method or {})),
+        optim=tfkd.OptimConfig(epochs=epochs, learning_rate=1e-3),
+        runtime=tfkd.RuntimeConfig(jit_compile=False),
+        **sections,
+    )

@@ -14,6 +14,7 @@ import pytest
 from absl import flags
 
 import tfkd
+from tests.helpers import tiny_run_config
 from tfkd.data import pipeline
 from tfkd.distill import teacher_cache
 from tfkd.evaluate import evaluator
@@ -21,16 +22,7 @@ from tfkd.training import trainer
 
 
 def tiny_config(setup, workdir, epochs=1, **method) -> tfkd.RunConfig:
-    return tfkd.RunConfig(
-        workdir=str(workdir),
-        data=tfkd.DataConfig(task="sst2", glue_dir=str(setup / "glue"), max_seq_length=16, batch_size=8,
-                             eval_batch_size=8),
-        teacher=tfkd.TeacherConfig(source=str(setup / "teacher")),
-        student=tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, init="teacher"),
-        method=tfkd.MethodConfig(**method),
-        optim=tfkd.OptimConfig(epochs=epochs, learning_rate=1e-3),
-        runtime=tfkd.RuntimeConfig(jit_compile=False),
-    )
+    return tiny_run_config(setup, workdir, epochs=epochs, method=method)
 
 
 def test_distill_from_python_returns_the_result_it_writes_and_resumes(tiny_setup, tmp_path, capsys):

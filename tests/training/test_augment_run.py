@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tfkd
+from tests.helpers import tiny_run_config
 from tfkd.data import get_task, make_dataset, make_tokenizer
 from tfkd.distill.distiller import model_inputs
 from tfkd.models import load_model_dir, load_teacher
@@ -22,17 +23,7 @@ AUGMENT = tfkd.AugmentConfig(augmenters=("embedding_neighbours", "delete"), fact
 
 
 def config(setup, workdir, method="kd", augment=AUGMENT, **method_args) -> tfkd.RunConfig:
-    return tfkd.RunConfig(
-        workdir=str(workdir),
-        data=tfkd.DataConfig(task="sst2", glue_dir=str(setup / "glue"), max_seq_length=16, batch_size=8,
-                             eval_batch_size=8),
-        teacher=tfkd.TeacherConfig(source=str(setup / "teacher")),
-        student=tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, init="teacher"),
-        method=tfkd.MethodConfig(name=method, **method_args),
-        optim=tfkd.OptimConfig(epochs=1, learning_rate=1e-3),
-        runtime=tfkd.RuntimeConfig(jit_compile=False),
-        augment=augment,
-    )
+    return tiny_run_config(setup, workdir, method={"name": method, **method_args}, augment=augment)
 
 
 @pytest.fixture(scope="module")

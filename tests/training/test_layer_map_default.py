@@ -5,19 +5,11 @@ import dataclasses
 import pytest
 
 import tfkd
+from tests.helpers import tiny_run_config
 
 
 def config(setup, workdir, **student) -> tfkd.RunConfig:
-    return tfkd.RunConfig(
-        workdir=str(workdir),
-        data=tfkd.DataConfig(task="sst2", glue_dir=str(setup / "glue"), max_seq_length=16, batch_size=8,
-                             eval_batch_size=8),
-        teacher=tfkd.TeacherConfig(source=str(setup / "teacher")),
-        student=tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, **student),
-        method=tfkd.MethodConfig(name="kd"),
-        optim=tfkd.OptimConfig(epochs=1, learning_rate=1e-3),
-        runtime=tfkd.RuntimeConfig(jit_compile=False),
-    )
+    return tiny_run_config(setup, workdir, student=student, method={"name": "kd"})
 
 
 @pytest.mark.parametrize("student, expected", [

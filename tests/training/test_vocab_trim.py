@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tfkd
-from tests.helpers import WORDS
+from tests.helpers import WORDS, tiny_run_config
 from tfkd.data import get_task, load_split, make_tokenizer, tokenize
 from tfkd.data.tokenizer import read_vocab
 from tfkd.evaluate.evaluator import Evaluator
@@ -32,16 +32,7 @@ def write_sst2(folder, rng):
 
 
 def config(setup, glue, workdir, vocab="task") -> tfkd.RunConfig:
-    return tfkd.RunConfig(
-        workdir=str(workdir),
-        data=tfkd.DataConfig(task="sst2", glue_dir=str(glue), max_seq_length=16, batch_size=8, eval_batch_size=8),
-        teacher=tfkd.TeacherConfig(source=str(setup / "teacher")),
-        student=tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, init="teacher",
-                                   vocab=vocab),
-        method=tfkd.MethodConfig(name="kd"),
-        optim=tfkd.OptimConfig(epochs=1, learning_rate=1e-3),
-        runtime=tfkd.RuntimeConfig(jit_compile=False),
-    )
+    return tiny_run_config(setup, workdir, glue=glue, student={"vocab": vocab}, method={"name": "kd"})
 
 
 @pytest.fixture(scope="module")
