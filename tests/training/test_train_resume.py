@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -32,23 +31,49 @@ STEPS_PER_EPOCH = 8  # 64 examples, batch 8
 EVERY = 3  # mid-epoch checkpoints at steps 3, 6 | 9, 12, 15 | 18, 21; epoch ends at 8, 16, 24
 EPOCHS = 3
 
-# A test loss reached through the CLI: registered by a launcher before tfkd.train runs.
-NAN_LAUNCHER = """
+# Test losses reached through the CLI: registered by a launcher before tfkd.train runs.
+# `kill_at` kills its own process inside training step $TFKD_TEST_KILL_AT_STEP (the
+# same graph runs whether it is set or not, so its runs train exactly alike);
+# `nan_at` turns NaN at a given step.
+LAUNCHER = """
+import os
+import signal
 import sys
 import tensorflow as tf
 import tfkd
 
+KILL_AT = int(os.environ.get("TFKD_TEST_KILL_AT_STEP", "0"))
 
-@tfkd.register_loss("nan_at")
-class NanAt(tfkd.DistillationLoss):
+
+def kill_at(step):
+    if int(step) == KILL_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+class Counted(tfkd.DistillationLoss):
     def __init__(self, context, step=1, **kwargs):
         super().__init__(context, **kwargs)
         self.step = step
         self.calls = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False, name="calls")
 
+    def count(self, training):
+        return self.calls.assign_add(1) if training else self.calls
+
+
+@tfkd.register_loss("kill_at")
+class KillAt(Counted):
     def call(self, teacher, student, batch, training=False):
-        calls = self.calls.assign_add(1) if training else self.calls
-        return tf.where(calls == self.step, float("nan"), 0.0) + 0.0 * tf.reduce_mean(student["logits"])
+        zero = 0.0 * tf.reduce_mean(student["logits"])
+        if not training:
+            return zero
+        return zero + 0.0 * tf.reshape(tf.py_function(kill_at, [self.count(True)], Tout=tf.float32), [])
+
+
+@tfkd.register_loss("nan_at")
+class NanAt(Counted):
+    def call(self, teacher, student, batch, training=False):
+        return tf.where(self.count(training) == self.step, float("nan"), 0.0) + 0.0 * tf.reduce_mean(student["logits"])
 
 
 from tfkd.cli.train import run
@@ -80,23 +105,23 @@ def setup(tmp_path_factory):
     return root
 
 
-def command(setup, workdir, *extra, launcher=None):
-    start = [sys.executable, "-c", launcher] if launcher else [sys.executable, "-m", "tfkd.train"]
-    return start + [
+def command(setup, workdir, *extra, losses="ce:0.5,kd:0.5,codir:0.1,kill_at:1"):
+    """CoDIR's default losses plus `kill_at`, which adds nothing unless the run is told to die."""
+    return [sys.executable, "-c", LAUNCHER,
         f"--workdir={workdir}", f"--teacher={setup / 'teacher'}", f"--glue_dir={setup / 'glue'}", "--task=stsb",
         "--method=codir", "--codir_num_negatives=4", "--codir_projection_dim=8", "--dropout=0.1",
         "--student_layers=1", "--student_hidden_dim=16", "--student_heads=2", "--student_intermediate_dim=32",
         "--student_init=teacher", "--max_seq_length=32", "--batch_size=8", "--eval_batch_size=32",
         f"--epochs={EPOCHS}", "--learning_rate=3e-3", "--jit_compile=false", "--deterministic", "--seed=5",
-        f"--checkpoint_every_steps={EVERY}", *extra,
+        f"--checkpoint_every_steps={EVERY}", f"--losses={losses}", *extra,
     ]
 
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def run(cmd, timeout=600):
-    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+def run(cmd, timeout=600, env=ENV):
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def start(cmd):
@@ -160,18 +185,16 @@ def assert_same_training(workdir, reference):
 @pytest.mark.ci
 def test_sigkill_at_a_random_step_then_rerun_matches_an_uninterrupted_run(setup, reference, tmp_path):
     workdir = tmp_path / "run"
-    # A mid-epoch save whose next save is mid-epoch too, so the resume is mid-epoch
-    # wherever in the next few steps the kill lands.
+    # The run kills itself inside a random training step, not a wall-clock delay after
+    # some save, which a fast machine outran into the epoch's end. Steps whose latest
+    # checkpoint is mid-epoch: saves at 3, 6 | 9, 12, 15 | 18, 21, ends at 8, 16, 24.
     chance = random.Random()  # its own generator: the fixtures seed the global one
-    after = chance.choice([3, 9, 12, 18])
-    delay = chance.uniform(0.0, 0.2)
-    print(f"SIGKILL {delay:.3f} s after the checkpoint of step {after}")
-    proc = start(command(setup, workdir))
-    wait_for_save(proc, after)
-    time.sleep(delay)
-    proc.kill()
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill = chance.choice([4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24])
+    after = max(s for s in (3, 6, 8, 9, 12, 15, 16, 18, 21) if s < kill)
+    print(f"SIGKILL inside step {kill}; the last checkpoint is step {after}'s")
+    killed = run(command(setup, workdir), env=dict(ENV, TFKD_TEST_KILL_AT_STEP=str(kill)))
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
+    assert f"saved checkpoint {workdir / 'checkpoints' / f'ckpt-{after}'} at step {after} " in killed.stdout
     assert not (workdir / "results.json").exists()
 
     result = run(command(setup, workdir))
@@ -179,8 +202,7 @@ def test_sigkill_at_a_random_step_then_rerun_matches_an_uninterrupted_run(setup,
     resumed = re.search(r"resumed from \S+ at step (\d+) \(epoch (\d), batch (\d) of 8\)", result.stdout)
     assert resumed, result.stdout[-3000:]
     step, batch = int(resumed.group(1)), int(resumed.group(3))
-    print(f"resumed at step {step} (batch {batch} of {STEPS_PER_EPOCH})")
-    assert step >= after and 0 < batch < STEPS_PER_EPOCH
+    assert step == after and batch == after % STEPS_PER_EPOCH, resumed.group(0)
     assert f"finishing epoch {resumed.group(2)}: its batches {batch + 1}..8" in result.stdout
     assert_same_training(workdir, reference)
 
@@ -209,8 +231,7 @@ def test_sigterm_saves_exits_75_and_rerun_resumes(setup, reference, tmp_path):
 @pytest.mark.ci
 def test_nan_loss_stops_naming_the_term_and_step_and_keeps_the_last_good_checkpoint(setup, tmp_path):
     workdir = tmp_path / "run"
-    result = run(command(setup, workdir, "--losses=ce:1,codir:0.1,nan_at:1", "--loss_args=nan_at.step=11",
-                         launcher=NAN_LAUNCHER))
+    result = run(command(setup, workdir, "--loss_args=nan_at.step=11", losses="ce:1,codir:0.1,nan_at:1"))
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert "training diverged: 'loss_nan_at' is nan, 'loss' is nan at step 11 (epoch 2, batch 3 of 8)" in result.stderr
