@@ -139,26 +139,48 @@ def test_every_pass_of_a_run_batches_to_the_same_widths(tiny_setup, tmp_path, mo
         assert seen <= allowed, (name, seen)
 
 
-def test_pretrain_from_python(tiny_setup, tmp_path):
+def pretrain_config(tiny_setup, tmp_path, student):
     corpus = tmp_path / "corpus.txt"
     rng = np.random.default_rng(0)
     corpus.write_text("\n".join(" ".join(rng.choice(["good", "bad", "movie", "the", "plot"], 5)) for _ in range(24)))
-    config = tfkd.PretrainConfig(
+    return tfkd.PretrainConfig(
         workdir=str(tmp_path / "pre"), text_file=str(corpus),
         data=tfkd.DataConfig(task="", max_seq_length=16, batch_size=8, eval_batch_size=8),
         teacher=tfkd.TeacherConfig(source=str(tiny_setup / "teacher")),
-        student=tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, init="teacher"),
+        student=student,
         method=dataclasses.replace(tfkd.PretrainConfig(workdir="").method,
                                    loss_args={"codir": {"negatives": "uniform", "num_negatives": 4}}),
         optim=tfkd.OptimConfig(epochs=1, learning_rate=1e-3),
         runtime=tfkd.RuntimeConfig(jit_compile=False),
     )
+
+
+def test_pretrain_from_python(tiny_setup, tmp_path):
+    config = pretrain_config(tiny_setup, tmp_path, tfkd.StudentConfig(num_layers=1, hidden_dim=16, num_heads=2,
+                                                                      intermediate_dim=32, init="teacher"))
     result = tfkd.run_pretrain(config)
     assert result.kind == "pretrain" and [loss.key for loss in result.losses] == ["mlm", "codir"]
     assert set(result.pretrain.final_losses) == {"mlm", "codir", "total"}
     with open(tmp_path / "pre" / "results.json") as f:
         assert json.load(f)["schema_version"] >= 1
     assert os.path.exists(tmp_path / "pre" / "model" / "model.keras")
+
+
+def test_pretrain_starts_a_narrower_student_pruned_from_the_teacher(tiny_setup, tmp_path):
+    """Pre-training a student half the teacher's width starts it as a pruned copy, its units scored on the corpus."""
+    config = pretrain_config(tiny_setup, tmp_path, tfkd.StudentConfig(num_layers=1, hidden_dim=8, num_heads=1,
+                                                                      intermediate_dim=16, init="pruned",
+                                                                      layers_from=(2,)))
+    # A learning rate that leaves the start visible in the saved student.
+    tfkd.run_pretrain(dataclasses.replace(config, optim=tfkd.OptimConfig(epochs=1, learning_rate=1e-9)))
+    student, _, _ = tfkd.models.load_model_dir(str(tmp_path / "pre" / "model"))
+    teacher, _, _ = tfkd.models.load_model_dir(str(tiny_setup / "teacher"))
+    assert (student.hidden_dim, student.num_heads, student.intermediate_dim) == (8, 1, 16)
+    kept = student.get_layer("token_embedding").embeddings.numpy()
+    full = teacher.get_layer("token_embedding").embeddings.numpy()
+    # Each kept hidden channel is one of the teacher's, not a fresh random column.
+    distance = np.abs(kept[:, :, None] - full[:, None, :]).max(axis=0).min(axis=1)
+    assert distance.max() < 1e-6, distance
 
 
 def test_your_own_csv_trains_exactly_like_the_same_rows_as_a_glue_task(tiny_setup, tmp_path):

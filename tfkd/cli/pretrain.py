@@ -81,7 +81,7 @@ flags.DEFINE_float("mask_token_rate", 0.8, "Fraction of the predicted tokens rep
 flags.DEFINE_float("random_token_rate", 0.1, "Fraction replaced by a random token (the rest are kept).")
 # --- models ---------------------------------------------------------------------------------
 flags.DEFINE_string("teacher", "minilm", "Teacher: 'minilm' (packaged), a Hugging Face BERT directory, a tfkd model directory or a keras-hub preset.")
-flags.DEFINE_enum("student_init", "pretrained", ["pretrained", "teacher", "random"], "pretrained: copy from the teacher's pretrained source (the teacher itself when it is not fine-tuned); teacher: copy from the teacher; random.")
+flags.DEFINE_enum("student_init", "pretrained", ["pretrained", "teacher", "pruned", "random"], "pretrained: copy from the teacher's pretrained source (the teacher itself when it is not fine-tuned); teacher: copy from the teacher; pruned: a pruned copy of the teacher for any narrower shape, its units scored on the corpus; random.")
 cli_flags.define_student_flags()
 flags.DEFINE_float("dropout", 0.1, "Dropout of the student.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("layer_map", "", "Teacher layer for each student layer (CoDIR's mapped layers), e.g. 2,4,6. Empty: uniform.")

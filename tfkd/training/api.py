@@ -72,7 +72,7 @@ from tfkd.training.build import (
     needs_batches,
     student_vocabulary,
 )
-from tfkd.training.config import PretrainConfig, RunConfig, RuntimeConfig, StudentConfig
+from tfkd.training.config import DataConfig, PretrainConfig, RunConfig, RuntimeConfig, StudentConfig
 from tfkd.training.methods import LossSpec
 from tfkd.training.results import ComparisonRow, PretrainSummary, RunResult, TeacherSummary
 from tfkd.training.trainer import BatchTransform, Trainer
@@ -193,12 +193,8 @@ def run(config: RunConfig, *, flags: Optional[Mapping[str, Any]] = None,
             build = None
             if config.finetune_model == "student":
                 def build(train: TokenizedSplit) -> BertModel:
-                    # A pruned start, or layers chosen by importance, are measured on training batches.
-                    batches = (make_dataset(train, config.data.batch_size, shuffle=True, seed=config.optim.seed,
-                                            pad_to_multiple_of=config.data.pad_to_multiple_of)
-                               if needs_batches(config.student) else None)
                     return make_student(config.student, loaded, task.num_labels, False, context.workdir,
-                                        batches=batches)
+                                        batches=_scoring_batches(config.student, train, config.data, config.optim.seed))
             elif loaded.fine_tuned:  # fine-tuning further a classifier that has a head: its classes must be these
                 _check_head(loaded, task, config.teacher)
             return _finetune(context, config, task, context.workdir, loaded, config.optim.epochs,
@@ -290,13 +286,9 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
         train = augmented.train
     specs = methods.method_losses(config.method, task=task.name, seed=config.optim.seed)
     teacher_attentions, student_attentions = needs_attentions(specs)
-    # A pruned student, or layers chosen by importance, are measured on training batches.
-    batches = (make_dataset(train, data.batch_size, shuffle=True, seed=config.optim.seed,
-                            pad_to_multiple_of=data.pad_to_multiple_of)
-               if needs_batches(config.student) else None)
     chosen: Dict[str, Any] = {}
-    student = make_student(config.student, teacher, task.num_labels, student_attentions, workdir, batches=batches,
-                           record=chosen)
+    student = make_student(config.student, teacher, task.num_labels, student_attentions, workdir,
+                           batches=_scoring_batches(config.student, train, data, config.optim.seed), record=chosen)
     vocabulary = student_vocabulary(config.student, task, data, teacher, tokenizer, train, dev,
                                     os.path.join(workdir, STUDENT_VOCAB_FILE))
     if vocabulary:
@@ -334,6 +326,13 @@ def _distill(context: RunContext, config: RunConfig, task: GlueTask) -> RunResul
         result.student.vocab = vocabulary.summary
     result.write(os.path.join(workdir, "results.json"))
     return result
+
+
+def _scoring_batches(student: StudentConfig, train: TokenizedSplit, data: DataConfig, seed: int) -> Optional[tf.data.Dataset]:
+    """The training batches a pruned start, or layers chosen by importance, are measured on; None when neither."""
+    if not needs_batches(student):
+        return None
+    return make_dataset(train, data.batch_size, shuffle=True, seed=seed, pad_to_multiple_of=data.pad_to_multiple_of)
 
 
 def _copied_layers(student: StudentConfig, chosen: Mapping[str, Any]) -> Optional[List[int]]:
@@ -481,7 +480,8 @@ def _pretrain(context: RunContext, config: PretrainConfig) -> RunResult:
         student_config = dataclasses.replace(config.student, init="teacher")
     else:
         student_config = config.student
-    student = make_student(student_config, teacher, teacher.model.num_classes, False, workdir)
+    student = make_student(student_config, teacher, teacher.model.num_classes, False, workdir,
+                           batches=_scoring_batches(student_config, corpus, data, config.optim.seed))
     layer_map = parse_layer_map(list(config.method.layer_map) or None, teacher.model.num_layers, student.num_layers)
     context_ = loss_context(student, teacher.model, layer_map, num_train_examples=len(corpus))
     specs = [s for s in methods.method_losses(config.method, seed=config.optim.seed) if s.weight > 0]
