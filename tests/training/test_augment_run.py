@@ -78,6 +78,22 @@ def rebuild(setup, workdir):
     return loaded, train, dev, augment_training_set(run.augment, task, run.data, loaded, tokenizer, train, dev, seed=1)
 
 
+def test_the_report_counts_copies_only_for_augmenters_that_perturb(tiny_setup, tmp_path, capsys):
+    lines = tmp_path / "in_domain.txt"
+    lines.write_text("the plot was fun\na very dull film\n")
+    loaded = load_teacher(str(tiny_setup / "teacher"), 2)
+    run = config(tiny_setup, tmp_path / "kd")
+    tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
+    task = get_task("sst2")
+    train, dev = load_data(task, tokenizer, run.data)
+    for augmenters, said in ((("file",), "(file; each example of file once, seed 1)"),
+                             (("delete", "file"), "(delete, file; 2 copies per training example; each example of "
+                                                  "file once, seed 1)")):
+        augment = dataclasses.replace(AUGMENT, augmenters=augmenters, file=str(lines), args={})
+        augment_training_set(augment, task, run.data, loaded, tokenizer, train, dev, seed=1)
+        assert f"augmentation {said}: made " in capsys.readouterr().out
+
+
 def test_cached_teacher_outputs_of_augmented_rows_are_the_live_teacher_outputs(kd_run, tiny_setup):
     workdir, result = kd_run
     loaded, train, dev, augmented = rebuild(tiny_setup, workdir)

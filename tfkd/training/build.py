@@ -23,7 +23,7 @@ import numpy as np
 from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
 from tfkd.data import load_split, load_unlabeled_text, make_tokenizer
-from tfkd.data.augment import AugmentContext, check_settings, decode, enlarge, materialise
+from tfkd.data.augment import AUGMENTERS, AugmentContext, check_settings, decode, enlarge, materialise
 from tfkd.data.load import stream_split
 from tfkd.data.pipeline import TokenizedSplit, padding_efficiency, tokenize, tokenize_chunks
 from tfkd.data.tasks import GlueTask
@@ -302,6 +302,14 @@ def check_augment(config: AugmentConfig) -> None:
     check_settings(config.augmenters, config.factor, config.file, config.args)
 
 
+def _what_is_made(config: AugmentConfig) -> str:
+    """The report's words for what `config` makes: the factor counts only the augmenters that perturb."""
+    made = [f"{config.factor} copies per training example"] if any(
+        AUGMENTERS.get(name).perturbs for name in config.augmenters) else []
+    return "; ".join(made + [f"each example of {name} once" for name in config.augmenters
+                             if not AUGMENTERS.get(name).perturbs])
+
+
 def augment_training_set(config: AugmentConfig, task: GlueTask, data: DataConfig, teacher: LoadedModel, tokenizer,
                          train: TokenizedSplit, dev: TokenizedSplit, seed: int) -> AugmentedTraining:
     """`train` enlarged by the augmented examples `config` asks for, labelled by the teacher, with one report line.
@@ -338,7 +346,7 @@ def augment_training_set(config: AugmentConfig, task: GlueTask, data: DataConfig
     duplicates = made.duplicates
     shares = "" if not counts or not made.kept else "; teacher labels: " + ", ".join(
         f"{name} {100 * n / made.kept:.1f} %" for name, n in counts.items())
-    log(f"augmentation ({', '.join(config.augmenters)}; {config.factor} copies per training example, seed {seed}): "
+    log(f"augmentation ({', '.join(config.augmenters)}; {_what_is_made(config)}, seed {seed}): "
         f"made {made.made}, kept {made.kept} (mean length {made.mean_length:.1f} tokens; training examples "
         f"{train.lengths.mean():.1f}); dropped as duplicates: {duplicates['augmented']} of one another, "
         f"{duplicates['train']} of training examples, {duplicates['dev']} of dev examples{shares}; training on "
