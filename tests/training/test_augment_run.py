@@ -68,24 +68,26 @@ def test_the_command_augments_and_logs_kd_on_original_and_augmented_rows_apart(t
     assert results["train_examples"] == 48 + results["augmentation"]["kept"]
 
 
-def rebuild(setup, workdir):
-    """The run's teacher, splits and augmented set, built again as `run_distill` builds them."""
+def inputs(setup, workdir):
+    """What `run_distill` hands `augment_training_set`: the run, task, teacher, tokenizer and splits."""
     loaded = load_teacher(str(setup / "teacher"), 2)
     run = config(setup, workdir)
     tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
     task = get_task("sst2")
     train, dev = load_data(task, tokenizer, run.data)
+    return run, task, loaded, tokenizer, train, dev
+
+
+def rebuild(setup, workdir):
+    """The run's teacher, splits and augmented set, built again as `run_distill` builds them."""
+    run, task, loaded, tokenizer, train, dev = inputs(setup, workdir)
     return loaded, train, dev, augment_training_set(run.augment, task, run.data, loaded, tokenizer, train, dev, seed=1)
 
 
 def test_the_report_counts_copies_only_for_augmenters_that_perturb(tiny_setup, tmp_path, capsys):
     lines = tmp_path / "in_domain.txt"
     lines.write_text("the plot was fun\na very dull film\n")
-    loaded = load_teacher(str(tiny_setup / "teacher"), 2)
-    run = config(tiny_setup, tmp_path / "kd")
-    tokenizer = make_tokenizer(loaded.vocab_path, loaded.lowercase)
-    task = get_task("sst2")
-    train, dev = load_data(task, tokenizer, run.data)
+    run, task, loaded, tokenizer, train, dev = inputs(tiny_setup, tmp_path / "kd")
     for augmenters, said in ((("file",), "(file; each example of file once, seed 1)"),
                              (("delete", "file"), "(delete, file; 2 copies per training example; each example of "
                                                   "file once, seed 1)")):

@@ -30,6 +30,8 @@ WORDS = ["good", "bad", "great", "awful", "not", "movie", "the", "was", "very", 
 STEPS_PER_EPOCH = 8  # 64 examples, batch 8
 EVERY = 3  # mid-epoch checkpoints at steps 3, 6 | 9, 12, 15 | 18, 21; epoch ends at 8, 16, 24
 EPOCHS = 3
+STEPS = EPOCHS * STEPS_PER_EPOCH
+SAVES = sorted(set(range(EVERY, STEPS, EVERY)) | set(range(STEPS_PER_EPOCH, STEPS + 1, STEPS_PER_EPOCH)))
 
 # Test losses reached through the CLI: registered by a launcher before tfkd.train runs.
 # `kill_at` kills its own process inside training step $TFKD_TEST_KILL_AT_STEP (the
@@ -142,7 +144,7 @@ def wait_for_save(proc, step):
 def final_state(workdir):
     """Every variable of the last checkpoint: student, heads, banks, seeds, optimizer, loss means, step."""
     reader = tf.train.load_checkpoint(str(workdir / "checkpoints"))
-    assert os.path.basename(tf.train.latest_checkpoint(str(workdir / "checkpoints"))) == f"ckpt-{EPOCHS * STEPS_PER_EPOCH}"
+    assert os.path.basename(tf.train.latest_checkpoint(str(workdir / "checkpoints"))) == f"ckpt-{STEPS}"
     # save_counter counts saves (a preempted run makes one more), not training state.
     skip = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name not in skip}
@@ -186,11 +188,14 @@ def assert_same_training(workdir, reference):
 def test_sigkill_at_a_random_step_then_rerun_matches_an_uninterrupted_run(setup, reference, tmp_path):
     workdir = tmp_path / "run"
     # The run kills itself inside a random training step, not a wall-clock delay after
-    # some save, which a fast machine outran into the epoch's end. Steps whose latest
-    # checkpoint is mid-epoch: saves at 3, 6 | 9, 12, 15 | 18, 21, ends at 8, 16, 24.
+    # some save, which a fast machine outran into the epoch's end: one of the steps
+    # whose latest checkpoint is mid-epoch.
+    def last_save(step):
+        return max((s for s in SAVES if s < step), default=0)
+
     chance = random.Random()  # its own generator: the fixtures seed the global one
-    kill = chance.choice([4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24])
-    after = max(s for s in (3, 6, 8, 9, 12, 15, 16, 18, 21) if s < kill)
+    kill = chance.choice([k for k in range(1, STEPS + 1) if last_save(k) % STEPS_PER_EPOCH])
+    after = last_save(kill)
     print(f"SIGKILL inside step {kill}; the last checkpoint is step {after}'s")
     killed = run(command(setup, workdir), env=dict(ENV, TFKD_TEST_KILL_AT_STEP=str(kill)))
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
@@ -246,9 +251,9 @@ def test_nan_loss_stops_naming_the_term_and_step_and_keeps_the_last_good_checkpo
 def test_truncated_checkpoint_is_refused_not_restarted(setup, reference, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(reference, workdir)
-    data = workdir / "checkpoints" / f"ckpt-{EPOCHS * STEPS_PER_EPOCH}.data-00000-of-00001"
+    data = workdir / "checkpoints" / f"ckpt-{STEPS}.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:100])
     result = run(command(setup, workdir))
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"ckpt-{EPOCHS * STEPS_PER_EPOCH}' is unreadable: truncated or damaged" in result.stderr
+    assert f"ckpt-{STEPS}' is unreadable: truncated or damaged" in result.stderr
     assert "Traceback" not in result.stderr and "Epoch 1/" not in result.stdout

@@ -304,10 +304,9 @@ def check_augment(config: AugmentConfig) -> None:
 
 def _what_is_made(config: AugmentConfig) -> str:
     """The report's words for what `config` makes: the factor counts only the augmenters that perturb."""
-    made = [f"{config.factor} copies per training example"] if any(
-        AUGMENTERS.get(name).perturbs for name in config.augmenters) else []
-    return "; ".join(made + [f"each example of {name} once" for name in config.augmenters
-                             if not AUGMENTERS.get(name).perturbs])
+    perturbs = {name: AUGMENTERS.get(name).perturbs for name in config.augmenters}
+    made = [f"{config.factor} copies per training example"] if any(perturbs.values()) else []
+    return "; ".join(made + [f"each example of {name} once" for name, p in perturbs.items() if not p])
 
 
 def augment_training_set(config: AugmentConfig, task: GlueTask, data: DataConfig, teacher: LoadedModel, tokenizer,
