@@ -30,8 +30,10 @@ def test_below_threshold_refuses_with_the_numbers_and_the_fix(tmp_path, tiny_run
 
 def test_no_teacher_metrics_needs_force(tmp_path, tiny_runs):
     run = load_run(run_with(tmp_path, tiny_runs, 0.80, None))
-    with pytest.raises(TfkdError, match="no teacher dev accuracy"):
+    with pytest.raises(TfkdError, match="no teacher dev accuracy") as refused:
         bless(run, 0.95, force=False)
+    # "Distil a better student" is no fix for a fine-tuned teacher.
+    assert "Fix: pass --force" in str(refused.value)
     assert bless(run, 0.95, force=True).forced
 
 

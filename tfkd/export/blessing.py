@@ -61,6 +61,7 @@ def bless(run: TrainedRun, min_ratio: float, force: bool) -> Blessing:
         blessing = Blessing(metric, student, None, None, min_ratio, blessed=False, forced=force)
         reason = (f"results.json of '{run.workdir}' has no teacher dev {metric} to compare with "
                   "(a fine-tuning run, not a distillation run)")
+        fix = "pass --force to export a fine-tuned model, which has no teacher to keep up with"
     else:
         # A ratio is meaningless when the teacher scores <= 0 (MCC or correlation): compare differences then.
         ratio = student / teacher if teacher > 0 else None
@@ -71,9 +72,7 @@ def bless(run: TrainedRun, min_ratio: float, force: bool) -> Blessing:
                       f"{teacher:.4f}, below --bless_min_ratio={min_ratio:g}")
         else:
             reason = f"the student's dev {metric} {student:.4f} is below the teacher's {teacher:.4f}"
+        fix = "distil a better student, lower --bless_min_ratio, or pass --force to export it anyway"
     if not blessing.blessed and not force:
-        raise TfkdError(
-            f"not blessed: {reason}. Fix: distil a better student, lower --bless_min_ratio, "
-            "or pass --force to export it anyway (the metadata records that it was forced)."
-        )
+        raise TfkdError(f"not blessed: {reason}. Fix: {fix} (the metadata records that it was forced).")
     return blessing
