@@ -43,8 +43,6 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
-# Docstring examples in files that are being rewritten elsewhere, skipped until those files fix them:
-# test id -> what is wrong.
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Doctests too start (and leave) the global dtype policy at float32, as tests/conftest.py does for tests."""

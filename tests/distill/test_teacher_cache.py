@@ -93,6 +93,9 @@ def test_a_damaged_or_foreign_directory_is_refused(setup, tmp_path):
     (directory / "fingerprint.json").write_text(json.dumps({"teacher_weights": "x"}))
     with pytest.raises(TfkdError, match="not used"):
         load_or_build(str(directory), teacher, vocab, split, FEATURES)
+    (directory / "fingerprint.json").write_text('{"teacher_weights": ')
+    with pytest.raises(TfkdError, match=r"fingerprint.json' \(the teacher-output cache's fingerprint\) is damaged .*Fix: delete"):
+        load_or_build(str(directory), teacher, vocab, split, FEATURES)
     foreign = tmp_path / "elsewhere"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")

@@ -172,13 +172,14 @@ def test_fine_tuning_refuses_augmentation():
 
 FLAGS_TO_CONFIG = """
 import json
+from tfkd.cli import flags as cli_flags
 from tfkd.cli import train
 from tfkd.core.errors import TfkdError
 train.FLAGS(["tfkd.train", "--workdir=w", "--augment=embedding_neighbours,delete", "--augment_factor=8",
              "--augment_args=embedding_neighbours.top_k=10,delete.probability=0.2"])
 print(json.dumps(train.run_config().to_dict()["augment"]))
 try:
-    train.augment_args(["top_k=10"])
+    cli_flags.augment_args(["top_k=10"])
 except TfkdError as e:
     print(e)
 """

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import app, flags
 
@@ -105,6 +105,24 @@ def _is_int(text: str) -> bool:
 def int_list(values: Sequence[str]) -> List[int]:
     """The integers of a list flag defined with `define_int_list` (validated at parse time)."""
     return [int(v) for v in values]
+
+
+def augment_args(entries: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """`--augment_args` entries `name.option=value` → augmenter name → option → text value.
+
+    Example:
+    >>> augment_args(["embedding_neighbours.top_k=10", "delete.probability=0.2"])
+    {'embedding_neighbours': {'top_k': '10'}, 'delete': {'probability': '0.2'}}
+    """
+    args: Dict[str, Dict[str, str]] = {}
+    for entry in entries:
+        name, dot, rest = entry.partition(".")
+        option, equals, value = rest.partition("=")
+        if not (dot and equals and name and option):
+            raise TfkdError(f"--augment_args entry '{entry}' is not name.option=value. "
+                            "Fix: e.g. --augment_args=embedding_neighbours.top_k=10")
+        args.setdefault(name.strip(), {})[option.strip()] = value.strip()
+    return args
 
 
 def run_cli(main: Callable[[List[str]], None]) -> None:

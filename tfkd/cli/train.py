@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Dict, List
+from typing import Dict
 
 from absl import app, flags
 
@@ -107,24 +107,6 @@ def flag_values() -> Dict:
     return {f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__])} | method_flags.flag_values(FLAGS)
 
 
-def augment_args(entries: List[str]) -> Dict[str, Dict[str, str]]:
-    """`--augment_args` entries `name.option=value` → augmenter name → option → text value.
-
-    Example:
-    >>> augment_args(["embedding_neighbours.top_k=10", "delete.probability=0.2"])
-    {'embedding_neighbours': {'top_k': '10'}, 'delete': {'probability': '0.2'}}
-    """
-    args: Dict[str, Dict[str, str]] = {}
-    for entry in entries:
-        name, dot, rest = entry.partition(".")
-        option, equals, value = rest.partition("=")
-        if not (dot and equals and name and option):
-            raise TfkdError(f"--augment_args entry '{entry}' is not name.option=value. "
-                            "Fix: e.g. --augment_args=embedding_neighbours.top_k=10")
-        args.setdefault(name.strip(), {})[option.strip()] = value.strip()
-    return args
-
-
 def run_config() -> RunConfig:
     """The run these flags describe."""
     return RunConfig(
@@ -151,7 +133,7 @@ def run_config() -> RunConfig:
             deterministic=FLAGS.deterministic, teacher_cache=FLAGS.teacher_cache,
             teacher_cache_dtype=FLAGS.teacher_cache_dtype),
         augment=AugmentConfig(augmenters=tuple(FLAGS.augment), factor=FLAGS.augment_factor, file=FLAGS.augment_file,
-                              args=augment_args(FLAGS.augment_args)),
+                              args=cli_flags.augment_args(FLAGS.augment_args)),
         allow_changed=FLAGS.allow_changed_flags,
     )
 

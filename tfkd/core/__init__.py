@@ -1,1 +1,1 @@
-"""The bottom layer: errors, the generic registry, JSON files and the network probe; nothing here imports TensorFlow."""
+"""The bottom layer: errors, the generic registry, JSON files, directory targets and the network probe; nothing here imports TensorFlow."""

@@ -68,7 +68,7 @@ def write_json(path: str, data: Any, indent: Optional[int] = 2) -> None:
         raise
 
 
-def read_json(path: str, fix: str) -> Any:
+def read_json(path: str, fix: str, damaged: str = "is not valid JSON") -> Any:
     """The JSON value in `path`, or a `TfkdError` of one line: the file, what is wrong with it, and `fix`.
 
     `NaN`/`Infinity`, which tfkd never writes but older versions did, are read as floats.
@@ -76,11 +76,19 @@ def read_json(path: str, fix: str) -> Any:
     Args:
         path: the file.
         fix: how the user gets a good file, e.g. "re-run the tfkd.train command that wrote it".
+        damaged: the words after the path for a file that is there but not JSON; a reader that also
+            refuses a wrong structure passes the words it uses for that, e.g. "(the flags this run was
+            started with) is damaged".
 
     Example:
     >>> read_json("/nonexistent/results.json", fix="re-run the tfkd.train command")
     Traceback (most recent call last):
     tfkd.core.errors.TfkdError: '/nonexistent/results.json' does not exist. Fix: re-run the tfkd.train command.
+    >>> with open("run_flags.json", "w") as f:
+    ...     _ = f.write('{"flags": ')
+    >>> read_json("run_flags.json", fix="delete it", damaged="(the flags of the run) is damaged")
+    Traceback (most recent call last):
+    tfkd.core.errors.TfkdError: 'run_flags.json' (the flags of the run) is damaged (Expecting value: line 1 column 11 (char 10)). Fix: delete it.
     """
     try:
         with open(path, encoding="utf-8") as f:
@@ -88,7 +96,7 @@ def read_json(path: str, fix: str) -> Any:
     except FileNotFoundError:
         problem = "does not exist"
     except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-        problem = f"is not valid JSON ({e})"
+        problem = f"{damaged} ({e})"
     except OSError as e:  # a directory, no permission
         problem = f"cannot be read ({e.strerror})"
     raise TfkdError(f"'{path}' {problem}. Fix: {fix}.")

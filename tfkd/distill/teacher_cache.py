@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
-import json
 import os
 import shutil
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -53,13 +52,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd.core.errors import TfkdError
-from tfkd.core.jsonfile import write_json
+from tfkd.core.jsonfile import read_json, write_json
+from tfkd.core.paths import check_directory_target
 from tfkd.data.pipeline import DEFAULT_PAD_TO_MULTIPLE_OF, TokenizedSplit, make_dataset, steps_per_epoch
 from tfkd.data.tokenizer import vocab_checksum
 from tfkd.losses._common import pool
 from tfkd.losses.base import DistillationLoss
 from tfkd.models.bert import INPUT_NAMES
-from tfkd.training.workdir import check_directory_target
 
 PREFIX = "teacher/"
 FINGERPRINT = "fingerprint.json"
@@ -252,17 +251,12 @@ def load_or_build(
     expected = fingerprint(teacher, vocab_path, split, features, dtype)
     path = os.path.join(directory, FINGERPRINT)
     if os.path.exists(path):
-        try:
-            with open(path) as f:
-                stored = json.load(f)
-        except (OSError, ValueError):
-            stored = {}
+        fix = f"delete {directory} to rebuild it, pass --teacher_cache=<another directory>, or --teacher_cache=off"
+        stored = read_json(path, fix=fix, damaged="(the teacher-output cache's fingerprint) is damaged")
         if stored != expected:
-            raise TfkdError(
-                f"the teacher-output cache in {directory} was made for "
-                f"{_describe_mismatch(stored, expected) or 'an unreadable fingerprint'}; it is not used. "
-                f"Fix: delete {directory} to rebuild it, pass --teacher_cache=<another directory>, or --teacher_cache=off."
-            )
+            differs = _describe_mismatch(stored, expected) if isinstance(stored, dict) else ""
+            raise TfkdError(f"the teacher-output cache in {directory} was made for "
+                            f"{differs or 'an unreadable fingerprint'}; it is not used. Fix: {fix}.")
         return TeacherCache(directory, _load(directory, expected, split), built=False)
     if os.path.isdir(directory) and os.listdir(directory):
         raise TfkdError(

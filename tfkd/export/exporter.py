@@ -38,6 +38,7 @@ import tfkd
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import write_json
 from tfkd.core.log import log as cli_log
+from tfkd.core.paths import check_directory_target
 from tfkd.data import Examples, TokenizedSplit, length_percentile, load_split, make_tokenizer, tokenize, vocab_checksum
 from tfkd.export.blessing import Blessing, bless
 from tfkd.export.run import TrainedRun, load_run
@@ -46,7 +47,6 @@ from tfkd.export.tflite import TEXT_VARIANT, VARIANTS, LiteModel, convert_ids_mo
 from tfkd.export.warmup import WARMUP_FILE, dev_requests, write_warmup_requests
 from tfkd.models.bert import BertModel
 from tfkd.models.model_dir import ModelMetadata, load_model_dir
-from tfkd.training.workdir import check_directory_target
 
 METADATA_FILE = "tfkd_export.json"
 MODELS_CONFIG_FILE = "models.config"

@@ -28,13 +28,13 @@ from safetensors.numpy import save_file
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import write_json
 from tfkd.core.log import log as cli_log
+from tfkd.core.paths import check_directory_target
 from tfkd.export.blessing import bless
 from tfkd.export.exporter import as_float32
 from tfkd.export.run import load_run
 from tfkd.models.bert import BertModel
 from tfkd.models.hf_classifier import CLASSIFICATION, HEAD_BIAS, HEAD_WEIGHT, REGRESSION, WEIGHTS_FILE
 from tfkd.models.model_dir import ModelMetadata, load_model_dir
-from tfkd.training.workdir import check_directory_target
 
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}
 

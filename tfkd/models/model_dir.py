@@ -17,7 +17,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -25,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import keras
 
 from tfkd.core.errors import TfkdError
-from tfkd.core.jsonfile import write_json
+from tfkd.core.jsonfile import read_json, write_json
 from tfkd.data.tasks import TASKS, TaskSpec, get_task, task_key
 from tfkd.models.bert import BertModel
 
@@ -114,14 +113,13 @@ def read_metadata(directory: str) -> Optional[ModelMetadata]:
     path = os.path.join(directory, META_FILE)
     if not os.path.exists(path):
         return None
+    damaged = "is not a tfkd model description"
+    fix = "restore it from the run that wrote the model, or re-create the model with tfkd.train"
+    stored = read_json(path, fix=fix, damaged=damaged)
     try:
-        with open(path, encoding="utf-8") as f:
-            return ModelMetadata(**json.load(f))
-    except (ValueError, TypeError) as e:  # bad JSON, or keys this tfkd does not know
-        raise TfkdError(
-            f"'{path}' is not a tfkd model description ({type(e).__name__}: {e}). "
-            "Fix: restore it from the run that wrote the model, or re-create the model with tfkd.train."
-        ) from None
+        return ModelMetadata(**stored)
+    except TypeError as e:  # not an object, or keys this tfkd does not know
+        raise TfkdError(f"'{path}' {damaged} ({type(e).__name__}: {e}). Fix: {fix}.") from None
 
 
 def _classes(label_names: Sequence[str]) -> str:

@@ -5,7 +5,6 @@ handling, and throughput timing."""
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import shutil
@@ -18,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from tfkd.core.errors import TfkdError, TrainingPreempted
-from tfkd.core.jsonfile import write_json
+from tfkd.core.jsonfile import read_json, write_json
 from tfkd.core.log import log
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
@@ -82,15 +81,14 @@ class DevEvaluation(keras.callbacks.Callback):
         """Reloads the metrics of epochs 1..`epochs_done` from `history_path` (later ones were not checkpointed)."""
         if not self.history_path or not os.path.exists(self.history_path):
             return
+        damaged = "(the dev metrics of the epochs done) is damaged"
+        fix = ("delete it to resume without the earlier epochs' metrics (best-model selection restarts "
+               "from the next epoch), or start a new --workdir")
+        stored = read_json(self.history_path, fix=fix, damaged=damaged)
         try:
-            with open(self.history_path, encoding="utf-8") as f:
-                entries = [entry for entry in json.load(f) if entry["epoch"] <= epochs_done]
-        except (ValueError, TypeError, KeyError) as e:
-            raise TfkdError(
-                f"'{self.history_path}' (the dev metrics of the epochs done) is damaged ({type(e).__name__}: {e}). "
-                "Fix: delete it to resume without the earlier epochs' metrics (best-model selection restarts "
-                "from the next epoch), or start a new --workdir."
-            ) from None
+            entries = [entry for entry in stored if entry["epoch"] <= epochs_done]
+        except (TypeError, KeyError) as e:
+            raise TfkdError(f"'{self.history_path}' {damaged} ({type(e).__name__}: {e}). Fix: {fix}.") from None
         for entry in entries:
             self._add(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
 

@@ -1,8 +1,5 @@
-"""A run's work directory: checked before any work, owned by one process, and tied to the flags it was started with.
+"""A run's work directory: owned by one process, and tied to the flags it was started with.
 
-- `check_directory_target`: a path that must become a directory (`--workdir`,
-  `--teacher_cache`, `--export_dir`) is refused at once when a file is in the
-  way, instead of failing after the work that fills it.
 - `WorkdirLock`: `fcntl.flock` on `<workdir>/.lock`, which holds the owner's pid
   and host. A second process is refused, naming the owner; the kernel drops
   the lock when its process dies, however it dies, so a crashed run never
@@ -12,45 +9,30 @@
   unless overridden, and the overrides are recorded.
 
 Example:
->>> check_directory_target("runs/a", "--workdir")  # fine: it does not exist yet
 >>> with WorkdirLock("runs/a"):
 ...     RunFlags("runs/a").check({"learning_rate": 5e-5}, resuming=False, allow_changes=False)
 []
 >>> with WorkdirLock("runs/a"):  # resumed with another learning rate, accepted (--allow_changed_flags)
 ...     RunFlags("runs/a").check({"learning_rate": 1e-4}, resuming=True, allow_changes=True)
 [{'flag': 'learning_rate', 'old': 5e-05, 'new': 0.0001}]
->>> with open("notes.txt", "w") as f:
-...     _ = f.write("a file, not a directory")
->>> check_directory_target("notes.txt/run", "--workdir")  # doctest: +ELLIPSIS
-Traceback (most recent call last):
-...
-tfkd.core.errors.TfkdError: --workdir=notes.txt/run is inside the file .../notes.txt, not a directory. ...
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import socket
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
 from tfkd.core.errors import TfkdError
-from tfkd.core.jsonfile import jsonable, write_json
+from tfkd.core.jsonfile import jsonable, read_json, write_json
+
+# Re-exported: it used to live here, and tfkd.training.api still imports it from this module.
+from tfkd.core.paths import check_directory_target as check_directory_target
 
 LOCK_FILE = ".lock"
 FLAGS_FILE = "run_flags.json"
-
-
-def check_directory_target(path: str, flag: str) -> None:
-    """Raises a `TfkdError` when `path`, or the nearest of its parents that exists, is not a directory."""
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "is a file" if existing == os.path.abspath(path) else f"is inside the file {existing}"
-        raise TfkdError(f"{flag}={path} {where}, not a directory. Fix: pass a directory (new or existing) for {flag}.")
 
 
 class WorkdirLock:
@@ -116,16 +98,13 @@ class RunFlags:
     def _read(self) -> Optional[Dict[str, Any]]:
         if not os.path.exists(self.path):
             return None
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                stored = json.load(f)
-            if not isinstance(stored.get("flags"), dict) or not isinstance(stored.get("changes"), list):
-                raise ValueError("no 'flags' object and 'changes' list")
-        except (ValueError, AttributeError) as e:
-            raise TfkdError(
-                f"'{self.path}' (the flags this run was started with) is damaged ({e}). Fix: restore it, or "
-                "delete it and pass --allow_changed_flags to resume without checking the flags, or start a new --workdir."
-            ) from None
+        damaged = "(the flags this run was started with) is damaged"
+        fix = ("restore it, or delete it and pass --allow_changed_flags to resume without checking the flags, "
+               "or start a new --workdir")
+        stored = read_json(self.path, fix=fix, damaged=damaged)
+        if not (isinstance(stored, dict) and isinstance(stored.get("flags"), dict)
+                and isinstance(stored.get("changes"), list)):
+            raise TfkdError(f"'{self.path}' {damaged} (no 'flags' object and 'changes' list). Fix: {fix}.")
         return stored
 
     def changes(self) -> List[Dict[str, Any]]:
