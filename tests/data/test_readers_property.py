@@ -1,4 +1,5 @@
-"""Property tests of the text-file readers (GLUE TSV files, the pre-training corpus).
+"""Property tests of the text-file readers (GLUE TSV files, the pre-training corpus, your own CSV, TSV and
+JSON Lines files).
 
 Files are generated from rows of arbitrary text — tabs, quotes, commas,
 carriage returns, newlines, byte-order marks, any Unicode — with LF or CRLF
@@ -8,10 +9,14 @@ A reader must then return exactly the rows that were written, or raise a
 a row whose columns moved.
 """
 
+import csv
+import io
+import json
+import math
 import os
 import re
 import tempfile
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -19,6 +24,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tfkd.core.errors import TfkdError
+from tfkd.data.files import iter_records
 from tfkd.data.glue_tsv import read_glue_tsv
 from tfkd.data.load import load_unlabeled_text
 from tfkd.data.tasks import GlueTask, get_task
@@ -186,3 +192,127 @@ def test_layouts_match_the_tasks(task_name):
     header, text_columns, label_column = LAYOUTS[task_name]
     names = header.split("\t")
     assert tuple(names[i] for i in text_columns) == task.tsv_text_columns and names[label_column] == task.tsv_label_column
+
+
+# --- your own files (tfkd.data.files) ------------------------------------------------------------
+
+# Header names: any text that says something (the reader strips them), not opening with the BOM it drops.
+NAME = TEXT.filter(lambda s: s.strip() and not s.startswith("\ufeff"))
+
+
+class Table(NamedTuple):
+    """A generated CSV or TSV file: what was written, the line each row starts on, and whether the reader must
+    give back exactly `rows` (else it may refuse the file, naming file and line)."""
+
+    names: List[str]
+    rows: List[List[str]]
+    data: bytes
+    starts: List[int]
+    exact: bool
+
+
+@st.composite
+def table_files(draw, fmt: str) -> Table:
+    """A CSV file as a spreadsheet writes it (csv.writer, minimal or full quoting) or a TSV file (fields joined
+    by tabs), with LF or CRLF line ends, a BOM or none, and a last line end or none."""
+    names = draw(st.lists(NAME, min_size=1, max_size=4))
+    rows = draw(st.lists(st.lists(TEXT, min_size=len(names), max_size=len(names)), min_size=1, max_size=5))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    fields = [f for row in [names] + rows for f in row]
+    if fmt == "csv":
+        quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+        lines = []
+        for row in [names] + rows:
+            out = io.StringIO()
+            csv.writer(out, lineterminator=newline, quoting=quoting).writerow(row)
+            lines.append(out.getvalue())
+        # csv.writer quotes a carriage return only when the line end holds one; unquoted, it is not CSV.
+        exact = not (quoting == csv.QUOTE_MINIMAL and newline == "\n" and any("\r" in f for f in fields))
+    else:
+        lines = ["\t".join(row) + newline for row in [names] + rows]
+        # A last field ending in "\r" is indistinguishable from a CRLF line end.
+        exact = not any("\t" in f or "\n" in f for f in fields) and not any(row[-1].endswith("\r") for row in [names] + rows)
+    exact &= all(line.strip() for line in lines)  # a line of spaces is a blank line, not a row
+    text = "".join(lines)
+    if draw(st.booleans()):
+        text = text.removesuffix(newline)
+    starts = [1 + "".join(lines[:i]).count("\n") for i in range(1, len(lines))]
+    data = ("\ufeff" if draw(st.booleans()) else "").encode() + text.encode("utf-8")
+    return Table(names, rows, data, starts, exact)
+
+
+TABLES = st.sampled_from(["csv", "tsv"]).flatmap(lambda fmt: st.tuples(st.just(fmt), table_files(fmt)))
+
+
+def read_records(data: bytes, fmt: str):
+    """`(records or the message of the TfkdError, the file's path)` for `data` written as a file of format `fmt`
+    (any other exception fails the test); the file is gone once it returns."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = write(data, directory, f"data.{fmt}")
+        try:
+            return list(iter_records(path)), path
+        except TfkdError as e:
+            return str(e), path
+
+
+@SETTINGS
+@given(TABLES)
+@example(("csv", Table(["text"], [[""], [" "], ["fun"]], b'text\n""\n" "\nfun\n', [2, 3, 4], True)))
+@example(("csv", Table(["a", "b"], [['say "hi", x', "line\r\nbreak"]],
+                       b'a,b\r\n"say ""hi"", x","line\r\nbreak"\r\n', [2], True)))
+@example(("tsv", Table(["text", "note", "note "], [["fun", "a", "b"]], b"text\tnote\tnote \nfun\ta\tb\n", [2], True)))
+def test_own_csv_and_tsv_rows_read_back_exactly_with_their_lines_or_fail_naming_file_and_line(case):
+    fmt, table = case
+    result, path = read_records(table.data, fmt)
+    keys = [name.strip() for name in table.names]
+    if table.exact and len(set(keys)) < len(keys):  # a record would keep one of two same-named columns
+        assert isinstance(result, str) and re.match(rf"{re.escape(path)}:1: the header has \d columns named ", result)
+    elif table.exact:
+        assert result == [(start, dict(zip(keys, row))) for start, row in zip(table.starts, table.rows)]
+    elif isinstance(result, str):
+        assert_names_file_and_line(result, path)
+    else:  # read otherwise than written, but never a row with more or fewer columns than the header
+        assert len({tuple(record) for _, record in result}) <= 1
+
+
+@SETTINGS
+@given(TABLES, st.data())
+def test_own_files_with_bytes_that_are_not_utf8_name_their_line(case, data):
+    fmt, table = case
+    assume(table.exact and len({name.strip() for name in table.names}) == len(table.names))
+    position = data.draw(st.integers(0, len(table.data)))
+    content = table.data[:position] + data.draw(NOT_UTF8) + table.data[position:]
+    result, path = read_records(content, fmt)
+    assert isinstance(result, str)
+    assert_names_file_and_line(result, path, content[:position].count(b"\n") + 1)
+    assert "not valid UTF-8" in result
+
+
+# Any JSON value, floats included: NaN and infinities too, which JSON has no words for.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=8)
+
+
+def has_nonfinite(value) -> bool:
+    if isinstance(value, dict):
+        return any(has_nonfinite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_nonfinite(v) for v in value)
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+@SETTINGS
+@given(st.lists(st.dictionaries(TEXT, JSON_VALUES, min_size=1, max_size=4), min_size=1, max_size=5),
+       st.booleans(), st.booleans(), st.sampled_from(["\n", "\r\n"]))
+@example([{"text": "fun", "score": float("nan")}], False, True, "\n")
+def test_own_jsonl_records_read_back_exactly_and_nan_is_refused_naming_its_line(records, ascii_only, bom, newline):
+    text = "".join(json.dumps(r, ensure_ascii=ascii_only) + newline for r in records)
+    result, path = read_records(("\ufeff" if bom else "").encode() + text.encode("utf-8"), "jsonl")
+    bad = next((i for i, r in enumerate(records, 1) if has_nonfinite(r)), None)
+    if bad is None:
+        assert result == list(enumerate(records, 1))
+    else:
+        assert isinstance(result, str)
+        assert_names_file_and_line(result, path, bad)
+        assert "not valid JSON" in result and "Fix: " in result

@@ -153,3 +153,22 @@ def test_the_evaluator_refuses_a_split_without_labels(models):
         Evaluator(get_task("sst2"), split, 8, jit_compile=False)
     message = str(error.value)
     assert "\n" not in message and message.startswith("the sst2 split to score has no labels") and "tfkd.predict" in message
+
+
+def test_jsonl_predictions_are_strict_json_with_null_for_a_nan_output(models, tmp_path):
+    directory, model = models["similar"]
+    kernel, bias = model.logits_dense.get_weights()
+    model.logits_dense.set_weights([np.full_like(kernel, np.nan), bias])  # a diverged model: every score is NaN
+    save_model_dir(str(tmp_path / "nan"), model, models["vocab"], ModelMetadata(
+        task=SCORES.name, max_seq_length=16, task_spec=SCORES.to_dict()))
+    model.logits_dense.set_weights([kernel, bias])
+    source = tmp_path / "pairs.jsonl"
+    source.write_text('{"left": "fun", "right": "bad", "weight": 1.5}\n', encoding="utf-8")
+    Predictor(str(tmp_path / "nan")).predict_file(str(source), str(tmp_path / "out.jsonl"))
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    text = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line, parse_constant=refuse) for line in text.splitlines()] == [
+        {"left": "fun", "right": "bad", "weight": 1.5, "score": None}]

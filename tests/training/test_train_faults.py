@@ -1,4 +1,4 @@
-"""Faults during `python -m tfkd.train`, in real subprocesses: a full disk while checkpointing, Ctrl-C.
+"""Faults during `python -m tfkd.train`, in real subprocesses: a full disk while checkpointing, Ctrl-C (once, twice).
 
 The full disk is a size-capped tmpfs mounted over `<workdir>/checkpoints` in a
 private mount namespace (`unshare -m`, root only; it vanishes with the
@@ -79,3 +79,20 @@ def test_ctrl_c_saves_at_the_next_step_and_exits_130_then_the_run_resumes(teache
     again = run(command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resumed from {workdir / 'checkpoints' / f'ckpt-{saved}'}" in again.stdout
+
+
+def test_a_second_ctrl_c_stops_at_once_with_one_line_exit_130_and_no_checkpoint(teacher, tmp_path):
+    workdir = tmp_path / "run"
+    process = start(train_command(teacher, workdir, "--epochs=3", "--checkpoint_every_steps=5"))
+    read_until(process, "at step 5 ")
+    # The next step ends the epoch, so the first Ctrl-C waits for its dev evaluation (the first: slow, it
+    # compiles) and checkpoint; the second comes during that wait.
+    process.send_signal(signal.SIGINT)
+    read_until(process, "SIGINT received: stopping after this epoch's dev evaluation and checkpoint")
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == EXIT_INTERRUPTED, output[-3000:]
+    assert output.count("tfkd: interrupted (Ctrl-C)") == 1 and "saved checkpoint" not in output, output[-3000:]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")) == str(workdir / "checkpoints" / "ckpt-5")
+    assert not glob.glob(str(workdir / "checkpoints" / "ckpt-6*"))

@@ -5,10 +5,11 @@ Formats (`data_format`, else the file's extension):
 - CSV (`.csv`): RFC 4180. A field may be quoted with `"`; a quoted field may
   hold commas, line breaks and quotes written twice (`""`). Text after a
   closing quote (`"a"b`) is refused, not guessed at. The first row is the
-  header.
+  header; no two columns may share a name.
 - TSV (`.tsv`): one row per line, fields split at tabs, no quoting, as in
-  GLUE: `"` is an ordinary character. The first row is the header.
-- JSON Lines (`.jsonl`, `.ndjson`): one JSON object per line. A label may be
+  GLUE: `"` is an ordinary character. The first row is the header, as in CSV.
+- JSON Lines (`.jsonl`, `.ndjson`): one JSON object per line (`NaN` and
+  `Infinity`, which Python writes but JSON has not, are refused). A label may be
   a string, a number or a boolean and is compared with label names as a
   string: a string without its surrounding spaces, anything else as JSON
   writes it (`1` → `"1"`, `true` → `"true"`, `1.0` → `"1.0"`).
@@ -40,7 +41,7 @@ import json
 import logging
 import math
 import os
-from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Generator, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -112,10 +113,19 @@ def _lines(path: str) -> Iterator[str]:
 
 
 def _csv_rows(path: str) -> Iterator[Tuple[int, List[str]]]:
-    """(line the row starts on, fields) of each CSV row, blank rows included."""
-    reader = csv.reader(_lines(path), strict=True)  # strict: bad quoting fails instead of being guessed at
+    """(line the row starts on, fields) of each CSV row; a blank line is a row of no fields."""
+    # The row's own lines tell a blank line from a quoted empty field (`""`), which the csv module reads alike.
+    row_lines: List[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in _lines(path):
+            row_lines.append(line)
+            yield line
+
+    reader = csv.reader(lines(), strict=True)  # strict: bad quoting fails instead of being guessed at
     start = 1
     while True:
+        row_lines.clear()
         try:
             row = next(reader)
         except StopIteration:
@@ -124,17 +134,14 @@ def _csv_rows(path: str) -> Iterator[Tuple[int, List[str]]]:
             hint = next((h for key, h in CSV_HINTS.items() if key in str(e)),
                         f"{e}. Fix: quote fields that contain commas, quotes or line breaks (RFC 4180).")
             raise TfkdError(f"{path}:{start}: not valid CSV: {hint}") from None
-        yield start, row
+        yield start, row if "".join(row_lines).strip() else []
         start = reader.line_num + 1
 
 
 def _tsv_rows(path: str) -> Iterator[Tuple[int, List[str]]]:
+    """(line, fields) of each TSV line; a blank line is a row of no fields."""
     for lineno, line in enumerate(_lines(path), 1):
-        yield lineno, line.removesuffix("\n").removesuffix("\r").split("\t")
-
-
-def _is_blank(row: Sequence[str]) -> bool:
-    return not row or (len(row) == 1 and not row[0].strip())
+        yield lineno, line.removesuffix("\n").removesuffix("\r").split("\t") if line.strip() else []
 
 
 # The record generators return (records, blank lines) when they are done.
@@ -143,7 +150,7 @@ Records = Generator[Tuple[int, Dict[str, Any]], None, Tuple[int, int]]
 
 def _table_records(path: str, fmt: str, required: Sequence[str]) -> Records:
     rows = _csv_rows(path) if fmt == "csv" else _tsv_rows(path)
-    header_line, header = next(((n, row) for n, row in rows if not _is_blank(row)), (1, None))
+    header_line, header = next(((n, row) for n, row in rows if row), (1, None))
     blank = header_line - 1  # a blank row is one line
     if header is None:
         raise TfkdError(f"{path}:1: the file is empty. Fix: a {fmt.upper()} file needs a header row naming its "
@@ -158,10 +165,15 @@ def _table_records(path: str, fmt: str, required: Sequence[str]) -> Records:
                 "column names the file has as --text_fields/--label_field, or rename the column; the first row must "
                 "be the header."
             )
+    repeated = next((name for name in header if header.count(name) > 1), None)
+    if repeated is not None:
+        # A record maps each name to one field: a second column of the name would vanish from it.
+        raise TfkdError(f"{path}:{header_line}: the header has {header.count(repeated)} columns named '{repeated}' "
+                        f"(found: {found}). Fix: give every column a name of its own.")
     separator = "comma" if fmt == "csv" else "tab"
     count = 0
     for lineno, row in rows:
-        if _is_blank(row):
+        if not row:
             blank += 1
             continue
         if len(row) != len(header):
@@ -174,6 +186,11 @@ def _table_records(path: str, fmt: str, required: Sequence[str]) -> Records:
     return count, blank
 
 
+def _not_json(constant: str) -> NoReturn:
+    # Python's json reads NaN and Infinity; JSON has no such values, and a NaN label or score is a silent wrong answer.
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def _jsonl_records(path: str, required: Sequence[str]) -> Records:
     count = blank = 0
     for lineno, line in enumerate(_lines(path), 1):
@@ -181,10 +198,13 @@ def _jsonl_records(path: str, required: Sequence[str]) -> Records:
             blank += 1
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_not_json)
         except json.JSONDecodeError as e:
             raise TfkdError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}). Fix: write one JSON "
                             'object per line, e.g. {"text": "a fine film", "label": "positive"}.') from None
+        except ValueError as e:  # NaN or Infinity, or an integer of more digits than Python converts
+            raise TfkdError(f"{path}:{lineno}: not valid JSON ({e}). Fix: write null for a missing or undefined "
+                            "number (Python's json.dumps(..., allow_nan=False) refuses to write NaN).") from None
         if not isinstance(record, dict):
             raise TfkdError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object. Fix: write one JSON "
                             'object per line, e.g. {"text": "a fine film", "label": "positive"}.')

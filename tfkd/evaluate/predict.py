@@ -37,6 +37,7 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Mapping, O
 import numpy as np
 
 from tfkd.core.errors import TfkdError
+from tfkd.core.jsonfile import jsonable
 from tfkd.data.examples import Examples
 from tfkd.data.files import CHUNK_ROWS, EXTENSIONS, file_format, iter_records
 from tfkd.data.pipeline import DEFAULT_PAD_TO_MULTIPLE_OF, make_dataset, tokenize_chunks
@@ -326,8 +327,9 @@ def _check_output(input_path: str, output: str, fmt: str) -> None:
 def _row_writer(fmt: str, stream: IO[str], fields: List[str]) -> Callable[[Mapping[str, Any]], None]:
     """A function writing one row of `fields`; a CSV/TSV header goes out first."""
     if fmt == "jsonl":
-        # ensure_ascii=False: texts stay readable UTF-8, as they came in.
-        return lambda row: stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        # Strict JSON (a NaN score of a diverged model is null, not NaN); ensure_ascii=False: texts stay
+        # readable UTF-8, as they came in.
+        return lambda row: stream.write(json.dumps(jsonable(row), ensure_ascii=False, allow_nan=False) + "\n")
     if fmt == "csv":
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(fields)

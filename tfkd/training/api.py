@@ -186,8 +186,10 @@ def run(config: RunConfig, *, flags: Optional[Mapping[str, Any]] = None,
         flags: a command's flag values, recorded in results.json (None from the API).
         flag_identity: the flags a resume must share (see `run_context`).
     """
-    task = resolve_task(config.data)
     with run_context(config, flags, flag_identity) as context:
+        # Inside the lock: resolving a task of your own files reads the whole training file, and a second run
+        # into a busy workdir must be refused at once.
+        task = resolve_task(config.data)
         if config.mode == "finetune":
             loaded = load_teacher(config.teacher.source, task.num_labels, context.workdir)
             build = None
@@ -223,30 +225,36 @@ def _check_head(loaded: LoadedModel, task: GlueTask, teacher) -> None:
 
 
 def _obtain_teacher(context: RunContext, config: RunConfig, task: GlueTask) -> LoadedModel:
-    """The fine-tuned teacher: loaded, or fine-tuned first into `teacher.finetuned_dir` (default <workdir>/teacher)."""
+    """The fine-tuned teacher: loaded, or fine-tuned first into `teacher.finetuned_dir` (default <workdir>/teacher),
+    which is locked meanwhile."""
     teacher = config.teacher
     loaded = load_teacher(teacher.source, task.num_labels, context.workdir)
     if loaded.fine_tuned:
         _check_head(loaded, task, teacher)
         return loaded
     directory = teacher.finetuned_dir or os.path.join(context.workdir, "teacher")
-    previous = read_metadata(os.path.join(directory, "model"))
-    if previous is not None and os.path.exists(os.path.join(directory, "results.json")):
-        if previous.task != task.name or previous.base != loaded.metadata.base:
+    # Runs may share --finetuned_teacher_dir. While one fine-tunes the teacher there, another is refused (as a
+    # second run into a busy --workdir is) rather than fine-tune it again into the same files; re-run it once
+    # the teacher is done, and it is reused. Only the chief locks: the other workers fine-tune in step with it.
+    chief = context.workdir == context.chief_workdir
+    with WorkdirLock(directory, "--finetuned_teacher_dir") if chief else contextlib.nullcontext():
+        previous = read_metadata(os.path.join(directory, "model"))
+        if previous is not None and os.path.exists(os.path.join(directory, "results.json")):
+            if previous.task != task.name or previous.base != loaded.metadata.base:
+                raise TfkdError(
+                    f"{directory} holds a teacher fine-tuned from '{previous.base}' on '{previous.task}', not from "
+                    f"'{loaded.metadata.base}' on '{task.name}'. Fix: pass another --finetuned_teacher_dir."
+                )
+            log(f"reusing the teacher fine-tuned earlier in {directory}/model")
+        elif teacher.finetune_epochs <= 0:
             raise TfkdError(
-                f"{directory} holds a teacher fine-tuned from '{previous.base}' on '{previous.task}', not from "
-                f"'{loaded.metadata.base}' on '{task.name}'. Fix: pass another --finetuned_teacher_dir."
+                f"the teacher '{teacher.source}' has no trained classification head for {task.name}. Fix: pass "
+                "--finetune_teacher_epochs=3 to fine-tune it first, or --teacher=<dir> of a teacher fine-tuned "
+                "with `python -m tfkd.train --mode=finetune`."
             )
-        log(f"reusing the teacher fine-tuned earlier in {directory}/model")
-        return load_teacher(os.path.join(directory, "model"), task.num_labels, context.workdir)
-    if teacher.finetune_epochs <= 0:
-        raise TfkdError(
-            f"the teacher '{teacher.source}' has no trained classification head for {task.name}. Fix: pass "
-            "--finetune_teacher_epochs=3 to fine-tune it first, or --teacher=<dir> of a teacher fine-tuned "
-            "with `python -m tfkd.train --mode=finetune`."
-        )
-    log(f"fine-tuning the teacher '{teacher.source}' on {task.name} for {teacher.finetune_epochs} epochs")
-    _finetune(context, config, task, directory, loaded, teacher.finetune_epochs, teacher.learning_rate)
+        else:
+            log(f"fine-tuning the teacher '{teacher.source}' on {task.name} for {teacher.finetune_epochs} epochs")
+            _finetune(context, config, task, directory, loaded, teacher.finetune_epochs, teacher.learning_rate)
     return load_teacher(os.path.join(directory, "model"), task.num_labels, context.workdir)
 
 
