@@ -1,11 +1,10 @@
 """Stage layouts of the algorithms, and the defaults the command gives them."""
 
-import subprocess
-import sys
 import types
 
 import pytest
 
+from tests.train_flags import parsed_train_flags
 from tfkd.core.errors import TfkdError
 from tfkd.distill import StagePlan, build_stages
 from tfkd.training.methods import stage_plan
@@ -40,7 +39,6 @@ def test_final_stage_epochs_defaults_by_algorithm(algorithm, epochs):
 
 
 def test_the_command_leaves_final_stage_epochs_to_the_algorithm():
-    # In a fresh interpreter: tfkd.train's flags would clash with other commands' in this one.
-    code = "import tfkd.cli.train; from absl import flags; print(flags.FLAGS['final_stage_epochs'].default)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.stdout.strip().splitlines()[-1] == "None", result.stderr[-2000:]
+    with parsed_train_flags() as train:
+        assert train.FLAGS["final_stage_epochs"].default is None
+        assert train.run_config().method.final_stage_epochs is None

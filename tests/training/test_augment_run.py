@@ -5,14 +5,14 @@ import dataclasses
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import tfkd
 from tests.helpers import tiny_run_config
+from tests.train_flags import parsed_train_flags
+from tfkd.cli import flags as cli_flags
 from tfkd.data import get_task, make_dataset, make_tokenizer
 from tfkd.distill.distiller import model_inputs
 from tfkd.models import load_model_dir, load_teacher
@@ -170,33 +170,18 @@ def test_fine_tuning_refuses_augmentation():
         tfkd.RunConfig(workdir="w", mode="finetune", augment=AUGMENT)
 
 
-FLAGS_TO_CONFIG = """
-import json
-from tfkd.cli import flags as cli_flags
-from tfkd.cli import train
-from tfkd.core.errors import TfkdError
-train.FLAGS(["tfkd.train", "--workdir=w", "--augment=embedding_neighbours,delete", "--augment_factor=8",
-             "--augment_args=embedding_neighbours.top_k=10,delete.probability=0.2"])
-print(json.dumps(train.run_config().to_dict()["augment"]))
-try:
-    cli_flags.augment_args(["top_k=10"])
-except TfkdError as e:
-    print(e)
-"""
-
-
-def test_the_command_flags_make_the_augment_config_and_bad_input_is_one_line(tiny_setup, tmp_path):
-    from tests.cli.test_train import ROOT, assert_one_clear_error, common, run_train
-
-    result = subprocess.run([sys.executable, "-c", FLAGS_TO_CONFIG], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    augment, error = result.stdout.strip().splitlines()[-2:]
-    assert json.loads(augment) == {"augmenters": ["embedding_neighbours", "delete"], "factor": 8, "file": "",
-                                   "args": {"embedding_neighbours": {"top_k": "10"}, "delete": {"probability": "0.2"}}}
-    assert "is not name.option=value. Fix:" in error
-    bad = run_train(*common(tiny_setup, tmp_path / "bad", "--augment=delete", "--augment_factor=-1"), timeout=300)
-    assert_one_clear_error(bad, 2, "tfkd: error: augment factor -1 is not a whole number >= 0. Fix:")
+def test_the_command_flags_make_the_augment_config_and_bad_input_is_refused_with_a_fix():
+    with parsed_train_flags("--workdir=w", "--augment=embedding_neighbours,delete", "--augment_factor=8",
+                            "--augment_args=embedding_neighbours.top_k=10,delete.probability=0.2") as train:
+        augment = train.run_config().to_dict()["augment"]
+    assert augment == {"augmenters": ["embedding_neighbours", "delete"], "factor": 8, "file": "",
+                       "args": {"embedding_neighbours": {"top_k": "10"}, "delete": {"probability": "0.2"}}}
+    with pytest.raises(tfkd.TfkdError, match=r"is not name.option=value\. Fix:"):
+        cli_flags.augment_args(["top_k=10"])
+    # The command prints this TfkdError as one "tfkd: error:" line with status 2 (run_cli, tests/cli/test_train.py).
+    with parsed_train_flags("--workdir=w", "--augment=delete", "--augment_factor=-1") as train:
+        with pytest.raises(tfkd.TfkdError, match=r"^augment factor -1 is not a whole number >= 0\. Fix:"):
+            train.run_config()
 
 
 def test_old_results_without_augmentation_still_read(kd_run):

@@ -1,8 +1,8 @@
 """A run's workdir: one owner at a time, the flags it started with, output paths checked before any work.
 
-The end-to-end cases run `python -m tfkd.train` in subprocesses (tests/tiny_train.py):
-two runs into one workdir, a resume with other flags, results.json rebuilt
-after deletion.
+Two runs into one workdir run `python -m tfkd.train` in subprocesses (tests/tiny_train.py), since a
+kill is the point; a resume with other flags and results.json rebuilt after deletion run the
+command's `main` in this process (tests/train_flags.py).
 """
 
 import json
@@ -15,6 +15,7 @@ import sys
 import pytest
 from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_teacher, start, train_command
 
+from tests.train_flags import CommandError, train_main
 from tfkd.core.errors import TfkdError
 from tfkd.training.workdir import FLAGS_FILE, RunFlags, WorkdirLock, check_directory_target
 
@@ -37,9 +38,14 @@ def teacher(tmp_path_factory):
 def finished_run(teacher, tmp_path_factory):
     """The workdir of a finished 1-epoch run (checkpoints at steps 3 and 6)."""
     workdir = tmp_path_factory.mktemp("finished") / "run"
-    result = run(train_command(teacher, workdir, "--checkpoint_every_steps=3"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_here(teacher, workdir, "--checkpoint_every_steps=3")
     return workdir
+
+
+def train_here(teacher, workdir, *extra):
+    """The run `run(train_command(...))` makes, in this process."""
+    command = train_command(teacher, workdir, *extra)
+    train_main(*command[command.index("tfkd.train") + 1:])
 
 
 @pytest.fixture
@@ -109,18 +115,20 @@ def test_checkpoints_without_recorded_flags_resume_only_when_changes_are_allowed
     assert flags.check({"seed": 1}, resuming=True, allow_changes=False) == []  # recorded from now on
 
 
-def test_resuming_with_a_changed_learning_rate_is_refused_unless_allowed_and_then_recorded(teacher, copy_of_finished_run):
+def test_resuming_with_a_changed_learning_rate_is_refused_unless_allowed_and_then_recorded(teacher, copy_of_finished_run,
+                                                                                          capsys):
     workdir = copy_of_finished_run
-    refused = run(train_command(teacher, workdir, "--checkpoint_every_steps=3", "--learning_rate=2e-3", "--seed=4"))
-    assert_one_clear_error(refused, "other flags than they were trained with: --learning_rate 0.001 → 0.002, --seed 1 → 4")
-    assert "Fix: " in refused.stderr and "resumed from" not in refused.stdout
+    with pytest.raises(CommandError) as refused:
+        train_here(teacher, workdir, "--checkpoint_every_steps=3", "--learning_rate=2e-3", "--seed=4")
+    assert "other flags than they were trained with: --learning_rate 0.001 → 0.002, --seed 1 → 4" in str(refused.value)
+    assert "Fix: " in str(refused.value) and "resumed from" not in capsys.readouterr().out
     # Flags that do not change what the run computes may differ.
-    same = run(train_command(teacher, workdir, "--checkpoint_every_steps=2", "--eval_batch_size=100",
-                             "--tensorboard_update_freq=7", "--verbosity=1"))
-    assert same.returncode == 0, same.stderr[-3000:]
-    allowed = run(train_command(teacher, workdir, "--checkpoint_every_steps=3", "--learning_rate=2e-3", "--allow_changed_flags"))
-    assert allowed.returncode == 0, allowed.stderr[-3000:]
-    assert "flags changed since this run started" in allowed.stdout and "--learning_rate 0.001 → 0.002" in allowed.stdout
+    train_here(teacher, workdir, "--checkpoint_every_steps=2", "--eval_batch_size=100", "--tensorboard_update_freq=7",
+               "--verbosity=1")
+    capsys.readouterr()
+    train_here(teacher, workdir, "--checkpoint_every_steps=3", "--learning_rate=2e-3", "--allow_changed_flags")
+    allowed = capsys.readouterr().out
+    assert "flags changed since this run started" in allowed and "--learning_rate 0.001 → 0.002" in allowed
     results = strict_json(workdir / "results.json")
     assert results["flag_changes"] == [{"flag": "learning_rate", "old": 1e-3, "new": 2e-3}]
     assert results["flags"]["learning_rate"] == 2e-3
@@ -132,8 +140,7 @@ def test_results_json_rebuilt_after_deletion_is_strict_json_with_null_for_what_w
     original = strict_json(workdir / "results.json")
     assert original["train_examples_per_second"] > 0 and original["flag_changes"] == []
     os.remove(workdir / "results.json")
-    rebuilt = run(train_command(teacher, workdir, "--checkpoint_every_steps=3"))
-    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    train_here(teacher, workdir, "--checkpoint_every_steps=3")
     results = strict_json(workdir / "results.json")
     assert results["train_examples_per_second"] is None and results["epoch_seconds"] == []
     assert results["best_dev"] == original["best_dev"] and results["dev_history"] == original["dev_history"]
