@@ -17,7 +17,7 @@ from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_
 
 from tests.train_flags import CommandError, train_main
 from tfkd.core.errors import TfkdError
-from tfkd.training.workdir import FLAGS_FILE, RunFlags, WorkdirLock, check_directory_target
+from tfkd.training.workdir import FLAGS_FILE, RunFlags, WorkdirLock
 
 
 def strict_json(path):
@@ -81,16 +81,6 @@ def test_the_lock_names_its_owner_and_is_free_again_after_it(tmp_path):
         assert other.returncode != 0 and f"in use by process {os.getpid()}" in other.stderr
     with WorkdirLock(str(tmp_path)):
         pass
-
-
-def test_a_path_that_must_be_a_directory_is_checked_up_to_its_first_existing_parent(tmp_path):
-    (tmp_path / "file").write_text("x")
-    check_directory_target(str(tmp_path / "new" / "deeper"), "--workdir")
-    check_directory_target(str(tmp_path), "--workdir")
-    with pytest.raises(TfkdError, match=r"--workdir=.*/file is a file, not a directory. Fix: "):
-        check_directory_target(str(tmp_path / "file"), "--workdir")
-    with pytest.raises(TfkdError, match=r"--export_dir=.*/file/out is inside the file .*/file, not a directory"):
-        check_directory_target(str(tmp_path / "file" / "out"), "--export_dir")
 
 
 def test_run_flags_refuse_a_changed_resume_record_overrides_and_start_afresh(tmp_path):

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tfkd.core.errors import TfkdError
 from tfkd.core.log import log
+from tfkd.core.paths import check_directory_target
 from tfkd.data import make_tokenizer
 from tfkd.data.load import resolve_task
 from tfkd.data.pipeline import TokenizedSplit, make_dataset, padding_efficiency, steps_per_epoch, tokenize
@@ -76,7 +77,7 @@ from tfkd.training.config import DataConfig, PretrainConfig, RunConfig, RuntimeC
 from tfkd.training.methods import LossSpec
 from tfkd.training.results import ComparisonRow, PretrainSummary, RunResult, TeacherSummary
 from tfkd.training.trainer import BatchTransform, Trainer
-from tfkd.training.workdir import RunFlags, WorkdirLock, check_directory_target
+from tfkd.training.workdir import RunFlags, WorkdirLock
 
 # A trimmed student vocabulary (`--student_vocab=task`); the model directory gets a copy as its vocab.txt.
 STUDENT_VOCAB_FILE = "student_vocab.txt"

@@ -28,9 +28,6 @@ from typing import Any, Dict, List, Mapping, Optional
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import jsonable, read_json, write_json
 
-# Re-exported: it used to live here, and tfkd.training.api still imports it from this module.
-from tfkd.core.paths import check_directory_target as check_directory_target
-
 LOCK_FILE = ".lock"
 FLAGS_FILE = "run_flags.json"
 
