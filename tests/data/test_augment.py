@@ -204,7 +204,7 @@ def test_a_probability_out_of_range_is_refused():
 
 
 def test_the_config_refuses_a_negative_factor():
-    with pytest.raises(tfkd.TfkdError, match="augment factor -2 .* Fix: pass --augment_factor=8"):
+    with pytest.raises(tfkd.TfkdError, match="augment factor -2 .* Fix: pass AugmentConfig\.factor=8"):
         tfkd.AugmentConfig(augmenters=("delete",), factor=-2)
 
 

@@ -83,7 +83,7 @@ def test_tsv_has_no_quoting(tmp_path):
 def test_format_by_extension_or_option(tmp_path):
     assert [file_format(p) for p in ("a.csv", "b.TSV", "c.jsonl", "d.ndjson")] == ["csv", "tsv", "jsonl", "jsonl"]
     assert file_format("data.txt", "tsv") == "tsv"
-    with pytest.raises(TfkdError, match=r"extension '\.txt'.*--data_format"):
+    with pytest.raises(TfkdError, match=r"extension '\.txt'.*DataConfig\.data_format"):
         file_format("data.txt")
     with pytest.raises(TfkdError, match="data format 'xml'"):
         file_format("a.csv", "xml")
@@ -176,7 +176,7 @@ def test_bad_task_descriptions_are_refused(tmp_path, data, match):
 
 def test_a_single_training_label_is_refused(tmp_path):
     path = write(tmp_path / "train.csv", "text,label\na,x\nb,x\n")
-    with pytest.raises(TfkdError, match=r"every row has the label 'x'.*--label_names"):
+    with pytest.raises(TfkdError, match=r"every row has the label 'x'.*DataConfig\.label_names"):
         file_task(tmp_path, path, text_fields=("text",))
 
 
@@ -184,7 +184,7 @@ def test_glue_tasks_resolve_to_the_predefined_specs(tmp_path):
     for name, task in TASKS.items():
         assert resolve_task(DataConfig(task=name)) is task
     assert resolve_task(DataConfig(task="mnli", metrics=("accuracy", "macro_f1"))).metrics == ("accuracy", "macro_f1")
-    with pytest.raises(TfkdError, match="--dev_file, --text_fields describe your own files.*no --train_file"):
+    with pytest.raises(TfkdError, match=r"DataConfig\.dev_file, DataConfig\.text_fields describe your own files.*no DataConfig\.train_file"):
         resolve_task(DataConfig(task="sst2", dev_file="dev.csv", text_fields=("text",)))
 
 
@@ -221,7 +221,7 @@ def test_test_split_may_lack_labels(tmp_path):
     ex = load_split(task, "test", None)
     assert ex.text_a == ["c", "d"] and not ex.has_labels and ex.labels.tolist() == [-1, -1]
     assert load_split(dataclasses.replace(task, test_file=train), "test", None).has_labels
-    with pytest.raises(TfkdError, match="unknown split 'test' for task mine.*needs --test_file"):
+    with pytest.raises(TfkdError, match="unknown split 'test' for task mine.*needs DataConfig\.test_file"):
         load_split(dataclasses.replace(task, test_file=""), "test", None)
     with pytest.raises(TfkdError, match=r"unknown split 'dev_mismatched'.*train, dev, test"):
         load_split(task, "dev_mismatched", None)
@@ -338,7 +338,7 @@ def test_explicit_label_names_refuse_an_unlisted_training_label(tmp_path):
     path = write(tmp_path / "train.csv", "text,label\na,pos\nb,meh\n")
     task = file_task(tmp_path, path, text_fields=("text",), label_names=("neg", "pos"))
     one_line_error(lambda: load_split(task, "train", None), path=path, line=3,
-                   match="label 'meh' in column 'label' is not one of --label_names \\(neg, pos\\)")
+                   match="label 'meh' in column 'label' is not one of DataConfig\\.label_names \\(neg, pos\\)")
 
 
 def test_bad_training_labels_fail_while_resolving(tmp_path):

@@ -36,7 +36,7 @@ def test_failed_download_removes_the_folders_it_created(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tfds_source, "reachable", lambda host, port: True)
     monkeypatch.setattr(tfds_source, "_load", fake_load)
-    with pytest.raises(TfkdError, match="downloading it failed .*connection reset.*--glue_dir"):
+    with pytest.raises(TfkdError, match=r"downloading it failed .*connection reset.*DataConfig\.glue_dir"):
         tfds_source.load_tfds_split(get_task("mrpc"), "train", data_dir=str(data_dir))
     assert sorted(os.listdir(data_dir)) == ["other"]
 

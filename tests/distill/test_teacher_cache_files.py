@@ -34,7 +34,7 @@ def test_a_file_as_cache_directory_is_refused_before_the_teacher_runs(setup, tmp
     monkeypatch.setattr(teacher_cache, "teacher_pass", lambda *args: pytest.fail("the teacher ran"))
     (tmp_path / "file").write_text("x")
     for directory in (tmp_path / "file", tmp_path / "file" / "cache"):
-        with pytest.raises(TfkdError, match=r"--teacher_cache=.*file.* not a directory. Fix: "):
+        with pytest.raises(TfkdError, match=r"RuntimeConfig\.teacher_cache=.*file.* not a directory. Fix: "):
             load_or_build(str(directory), teacher, vocab, split, ("logits",), batch_size=8)
 
 

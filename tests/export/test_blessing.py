@@ -22,7 +22,7 @@ def test_ratio_at_or_above_threshold_is_blessed(tmp_path, tiny_runs):
 
 def test_below_threshold_refuses_with_the_numbers_and_the_fix(tmp_path, tiny_runs):
     run = load_run(run_with(tmp_path, tiny_runs, 0.60, 0.90))
-    with pytest.raises(TfkdError, match=r"accuracy 0.6000 is 66.7 % of the teacher's 0.9000.*--force"):
+    with pytest.raises(TfkdError, match=r"accuracy 0.6000 is 66.7 % of the teacher's 0.9000.*ExportOptions\.force"):
         bless(run, 0.95, force=False)
     forced = bless(run, 0.95, force=True)
     assert not forced.blessed and forced.forced

@@ -47,14 +47,14 @@ def test_a_pretraining_workdir_is_refused_with_the_way_to_a_task_model(tmp_path,
               wall_seconds=1.0, padding_efficiency=0.8, student=StudentSummary(layers=2, hidden_dim=8, params=1),
               losses=[], pretrain=PretrainSummary(corpus="sst2", loss_history=[], max_predictions_per_example=3,
                                                   model_dir=str(tmp_path / "model"))).write(str(tmp_path / "results.json"))
-    with pytest.raises(TfkdError, match=r"is a tfkd.pretrain run: .*Fix: distil it on a task first \(python -m tfkd.train --student_init="):
+    with pytest.raises(TfkdError, match=r"is a tfkd.pretrain run: .*Fix: distil it on a task first \(python -m tfkd.train StudentConfig\.init="):
         load_run(str(tmp_path))
 
 
 def test_bad_options(tiny_runs, tmp_path):
     with pytest.raises(TfkdError, match="unknown variant\\(s\\) int4"):
         export(ExportOptions(tiny_runs.sst2, str(tmp_path), quantize=["int4"]))
-    with pytest.raises(TfkdError, match="--tflite_seq_length=99"):
+    with pytest.raises(TfkdError, match=r"ExportOptions\.tflite_seq_length=99"):
         export(ExportOptions(tiny_runs.sst2, str(tmp_path), quantize=["float32"], text_tflite=False,
                              tflite_seq_length=99), log=lambda m: None)
 
@@ -71,7 +71,7 @@ def test_command_line_prints_one_error_line_and_exits_2(tmp_path):
 
 def test_export_dir_that_is_a_file_is_refused_before_any_work(tiny_runs, tmp_path):
     (tmp_path / "serving").write_text("not a directory")
-    with pytest.raises(TfkdError, match=r"--export_dir=.*serving is a file, not a directory. Fix: "):
+    with pytest.raises(TfkdError, match=r"ExportOptions\.export_dir=.*serving is a file, not a directory. Fix: "):
         export(ExportOptions(tiny_runs.sst2, str(tmp_path / "serving")), log=lambda m: pytest.fail(f"work started: {m}"))
     process = subprocess.run(
         [sys.executable, "-m", "tfkd.export", f"--workdir={tiny_runs.sst2}", f"--export_dir={tmp_path / 'serving'}"],

@@ -25,7 +25,7 @@ def test_flag_names_and_keras_aliases_set_the_policy(name, policy):
 
 
 def test_unknown_precision_names_the_choices():
-    with pytest.raises(TfkdError, match="unknown --mixed_precision 'fp8'. Fix: use one of float32, bfloat16, float16"):
+    with pytest.raises(TfkdError, match="unknown RuntimeConfig.mixed_precision 'fp8'. Fix: use one of float32, bfloat16, float16"):
         set_precision("fp8")
 
 

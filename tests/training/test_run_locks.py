@@ -22,7 +22,7 @@ def test_a_second_run_into_a_busy_workdir_is_refused_before_its_train_file_is_re
     config = RunConfig(workdir=workdir, data=DataConfig(task="mine", train_file=str(train), dev_file=str(train),
                                                         text_fields=("text",)))
     with WorkdirLock(workdir):
-        with pytest.raises(TfkdError, match=rf"^--workdir={workdir} is in use by process {os.getpid()} "):
+        with pytest.raises(TfkdError, match=rf"^workdir={workdir} is in use by process {os.getpid()} "):
             api.run_distill(config)
     with pytest.raises(TfkdError, match=rf"^{train}:3: not valid UTF-8"):  # what reading the file says
         api.run_distill(config)

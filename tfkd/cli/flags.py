@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import app, flags
 
-from tfkd.core.errors import EXIT_INTERRUPTED, TfkdError
+from tfkd.core.errors import EXIT_INTERRUPTED, TfkdError, command_context
 from tfkd.core.log import log  # noqa: F401  (the commands' progress line is the library's)
 from tfkd.runtime.precision import PRECISIONS
 from tfkd.runtime.strategy import STRATEGIES
@@ -128,21 +128,24 @@ def augment_args(entries: Sequence[str]) -> Dict[str, Dict[str, str]]:
 def run_cli(main: Callable[[List[str]], None]) -> None:
     """Runs an absl `main`: a `TfkdError` prints `tfkd: error: <what and fix>` and
     exits with status 2, without a traceback; so does a full disk. Ctrl-C that
-    the command does not handle itself prints one line and exits with 130."""
-    try:
-        app.run(main)
-    except TfkdError as e:
-        print(f"tfkd: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        print(f"tfkd: error: no space left to write {e.filename or 'a file'} ({e.strerror}). Fix: free space on that "
-              "filesystem or write somewhere else, then re-run the same command.", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("tfkd: interrupted (Ctrl-C)", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    the command does not handle itself prints one line and exits with 130.
+    Inside it, messages name options as flags (`--teacher_cache`), not as
+    configuration fields (`tfkd.core.errors.command_context`)."""
+    with command_context():
+        try:
+            app.run(main)
+        except TfkdError as e:
+            print(f"tfkd: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            print(f"tfkd: error: no space left to write {e.filename or 'a file'} ({e.strerror}). Fix: free space on that "
+                  "filesystem or write somewhere else, then re-run the same command.", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("tfkd: interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 def student_config(values) -> StudentConfig:

@@ -35,7 +35,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import tfkd
-from tfkd.core.errors import TfkdError
+from tfkd.core.errors import TfkdError, register_option_fields
 from tfkd.core.jsonfile import write_json
 from tfkd.core.log import log as cli_log
 from tfkd.core.paths import check_directory_target
@@ -83,6 +83,14 @@ class ExportOptions:
     bless_min_ratio: float = 0.95
     force: bool = False
     glue_dir: Optional[str] = None
+
+
+# The export flags are named after these fields: outside `python -m tfkd.export`
+# an error naming `--export_dir` names `ExportOptions.export_dir`. `workdir` and
+# `glue_dir` keep the run configuration's names, which are registered whether or
+# not this module is imported, so a message reads the same either way.
+register_option_fields("ExportOptions", {f.name: f.name for f in dataclasses.fields(ExportOptions)
+                                         if f.name not in ("workdir", "glue_dir")})
 
 
 @dataclasses.dataclass

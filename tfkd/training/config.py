@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from tfkd.core.errors import TfkdError
+from tfkd.core.errors import TfkdError, register_option_fields
 
 
 @dataclasses.dataclass
@@ -348,6 +348,30 @@ class PretrainConfig:
 
 SECTIONS = {"data": DataConfig, "teacher": TeacherConfig, "student": StudentConfig, "method": MethodConfig,
             "optim": OptimConfig, "runtime": RuntimeConfig, "augment": AugmentConfig}
+
+# The flag of each field whose flag is named otherwise (None: no flag of its own;
+# `weights` come from `--<key>_weight` flags), read off the commands' mappings
+# (tfkd.cli.train.run_config, tfkd.cli.pretrain.pretrain_config): a library error
+# naming `--teacher` then names `TeacherConfig.source` outside a command.
+_RENAMED_FLAGS: Dict[type, Dict[str, Optional[str]]] = {
+    TeacherConfig: {"source": "teacher", "finetune_epochs": "finetune_teacher_epochs",
+                    "finetuned_dir": "finetuned_teacher_dir", "learning_rate": "teacher_learning_rate"},
+    StudentConfig: {"num_layers": "student_layers", "hidden_dim": "student_hidden_dim", "num_heads": "student_heads",
+                    "intermediate_dim": "student_intermediate_dim", "init": "student_init",
+                    "layers_from": "student_layers_from", "vocab": "student_vocab",
+                    "vocab_corpus": "student_vocab_corpus", "vocab_corpus_top": "student_vocab_corpus_top"},
+    MethodConfig: {"name": "method", "weights": None, "weight_preset": None},
+    AugmentConfig: {"augmenters": "augment", "factor": "augment_factor", "file": "augment_file", "args": "augment_args"},
+    MLMConfig: {"probability": "mlm_probability"},
+    RunConfig: {"allow_changed": "allow_changed_flags"},
+    PretrainConfig: {"allow_changed": "allow_changed_flags"},
+}
+
+for _cls in (RunConfig, PretrainConfig, *SECTIONS.values(), MLMConfig):
+    _renamed = _RENAMED_FLAGS.get(_cls, {})
+    register_option_fields(_cls.__name__, {
+        _renamed.get(f.name, f.name): f.name for f in dataclasses.fields(_cls)
+        if _renamed.get(f.name, f.name) is not None and f.name not in SECTIONS and f.name != "mlm"})
 
 _TUPLE_FIELDS = {("student", "layers_from"), ("method", "layer_map"), ("data", "text_fields"), ("data", "label_names"),
                  ("data", "metrics"), ("augment", "augmenters")}
