@@ -43,8 +43,8 @@ def parsed_train_flags(*argv: str) -> Iterator:
     sys.modules.pop(TRAIN, None)
     try:
         train = importlib.import_module(TRAIN)
-        train.FLAGS(["tfkd.train", *argv])
         with command_context():
+            train.FLAGS(["tfkd.train", *argv])
             yield train
     finally:
         FLAGS.unparse_flags()

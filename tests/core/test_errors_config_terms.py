@@ -14,6 +14,9 @@ def test_outside_a_command_registered_options_read_as_configuration_fields():
     assert in_config_terms(message) == ("TeacherConfig.source=x needs StudentConfig.init=teacher; workdir=/r is busy; "
                                         "--validate and --teacher_cachex stay")
     assert str(TfkdError("unknown --strategy 'y'")) == "unknown RuntimeConfig.strategy 'y'"
+    # A setting's dotted path is not a flag followed by text; a sentence's full stop is.
+    assert in_config_terms("augment.factor and --augment.factor 2 → 3; pass --augment.") == (
+        "augment.factor and --augment.factor 2 → 3; pass AugmentConfig.augmenters.")
 
 
 def test_inside_a_command_the_message_is_unchanged():

@@ -185,9 +185,9 @@ def test_a_registered_augmenter_is_used_by_name(singles):
     (("neighbours",), 8, "", {}, "unknown augmenter 'neighbours'. Fix: use one of delete, embedding_neighbours, "
                                  "file, mlm"),
     (("delete",), -1, "", {}, "augment factor -1 is not a whole number >= 0"),
-    (("file",), 8, "/no/such/file.txt", {}, "--augment_file: file not found: /no/such/file.txt"),
-    (("file",), 8, "", {}, "augmenter 'file' adds the texts of --augment_file, and none was given"),
-    (("delete",), 8, "x.txt", {}, "add file to --augment, or drop --augment_file"),
+    (("file",), 8, "/no/such/file.txt", {}, "AugmentConfig.file: file not found: /no/such/file.txt"),
+    (("file",), 8, "", {}, "augmenter 'file' adds the texts of AugmentConfig.file, and none was given"),
+    (("delete",), 8, "x.txt", {}, "add file to AugmentConfig.augmenters, or drop AugmentConfig.file"),
     (("delete",), 8, "", {"delete": {"top_k": "3"}}, "augmenter 'delete' has no option 'top_k'"),
     (("delete",), 8, "", {"swapp": {"probability": "0.3"}}, "unknown augmenter 'swapp'"),
     (("swap",), 8, "", {"swap": {"probability": "often"}}, "augmenter 'swap' rejects probability='often'"),
@@ -254,4 +254,4 @@ def test_mlm_without_a_usable_masked_lm_is_one_clear_line(tmp_path, mlm_preset):
         with pytest.raises(tfkd.TfkdError) as error:
             AUGMENTERS.get("mlm")(ctx, preset=preset)
         text = str(error.value)
-        assert any(m in text for m in ((message,) if isinstance(message, str) else message)) and "Fix: pass --augment_args=mlm.preset=" in text and "\n" not in text
+        assert any(m in text for m in ((message,) if isinstance(message, str) else message)) and "Fix: pass AugmentConfig.args=mlm.preset=" in text and "\n" not in text

@@ -159,9 +159,9 @@ def test_explicit_task_type_and_metrics(tmp_path):
     (dict(task_type="regression", label_names=("a", "b")), "a regression task but has label names"),
     (dict(task_type="ordinal"), "task type 'ordinal'"),
     (dict(text_fields=()), "name the text column"),
-    (dict(text_fields=("text", "label")), "another column in --label_field"),
-    (dict(dev_file=""), "needs a --dev_file"),
-    (dict(dev_file="missing.csv"), "--dev_file: file not found: missing.csv"),
+    (dict(text_fields=("text", "label")), "another column in DataConfig.label_field"),
+    (dict(dev_file=""), "needs a DataConfig.dev_file"),
+    (dict(dev_file="missing.csv"), "DataConfig.dev_file: file not found: missing.csv"),
     (dict(test_file="test.xml"), r"extension '\.xml'"),
 ])
 def test_bad_task_descriptions_are_refused(tmp_path, data, match):

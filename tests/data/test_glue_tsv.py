@@ -116,7 +116,7 @@ def test_missing_file_says_where_glue_dir_should_point(tmp_path):
         load_split(get_task("sst2"), "dev", str(tmp_path))
     message = str(e.value)
     assert os.path.join(str(tmp_path), "SST-2", "dev.tsv") in message
-    assert "--glue_dir should point at the folder with train.tsv and dev.tsv" in message
+    assert "DataConfig.glue_dir should point at the folder with train.tsv and dev.tsv" in message
 
 
 def test_glue_dir_that_is_not_a_folder(tmp_path):

@@ -19,7 +19,7 @@ def test_offline_fails_fast_with_the_glue_dir_fix_and_leaves_nothing(tmp_path, m
     assert time.perf_counter() - start < 15
     message = str(e.value)
     assert "no prepared glue/sst2" in message and "cannot be reached" in message
-    assert "--glue_dir" in message and "SST-2/train.tsv" in message
+    assert "DataConfig.glue_dir=<folder>" in message and "SST-2/train.tsv" in message
     assert not data_dir.exists() or not any(data_dir.iterdir())
 
 

@@ -33,7 +33,7 @@ def test_no_teacher_metrics_needs_force(tmp_path, tiny_runs):
     with pytest.raises(TfkdError, match="no teacher dev accuracy") as refused:
         bless(run, 0.95, force=False)
     # "Distil a better student" is no fix for a fine-tuned teacher.
-    assert "Fix: pass --force" in str(refused.value)
+    assert "Fix: pass ExportOptions.force" in str(refused.value)
     assert bless(run, 0.95, force=True).forced
 
 

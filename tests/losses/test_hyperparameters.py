@@ -10,7 +10,7 @@ from absl import flags
 import tfkd  # noqa: F401
 from tests.helpers import make_context
 from tfkd.cli import method_flags
-from tfkd.core.errors import TfkdError
+from tfkd.core.errors import TfkdError, command_context
 from tfkd.losses import LOSSES, DistillationLoss, HyperParameter, hyperparameters, loss_arguments, register_loss
 from tfkd.training.methods import LossSpec, method_losses
 
@@ -40,9 +40,11 @@ NOT_HYPERPARAMETERS = {"seed", "token_embedding"}
 
 
 def defined(*argv):
+    """The command's flags parsed from `argv`; their errors name flags, as `run_cli` prints them."""
     values = flags.FlagValues()
     method_flags.define_flags(values)
-    values(["train", *argv])
+    with command_context():
+        values(["train", *argv])
     return values
 
 

@@ -258,7 +258,7 @@ def test_an_impossible_shape_is_one_error_naming_the_shape_and_the_fix():
     message = str(error.value)
     assert "3-layer, 12-wide, 2-head, 64-unit FFN student" in message
     assert "3 layers (the teacher has 2)" in message and "64 FFN units (the teacher has 32)" in message
-    assert "hidden_dim = heads x 4" in message and "--student_heads=3 for --student_hidden_dim=12" in message
+    assert "hidden_dim = heads x 4" in message and "StudentConfig.num_heads=3 for StudentConfig.hidden_dim=12" in message
 
 
 def test_make_student_prunes_the_teacher_on_the_given_batches():

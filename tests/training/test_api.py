@@ -74,14 +74,14 @@ def test_a_custom_objective_and_loss_arguments(tiny_setup, tmp_path):
     "change, message",
     [
         ({"data": {"task": "sts"}}, "unknown task 'sts'"),
-        ({"method": {"layer_map": (1, 2, 3)}}, "--layer_map has 3 entries but the student has 1"),
+        ({"method": {"layer_map": (1, 2, 3)}}, "MethodConfig.layer_map has 3 entries but the student has 1"),
         ({"teacher": {"source": "/no/such/teacher"}}, "does not exist"),
         ({"data": {"glue_dir": "/no/such/glue"}}, "/no/such/glue"),
         ({"method": {"name": "custom", "losses": (("ce", 0.5), ("nosuchloss", 1.0))}}, "unknown loss 'nosuchloss'"),
         ({"student": {"hidden_dim": 12}}, "hidden_dim: student 12 vs source 16"),
         ({"method": {"loss_args": {"kd": {"temprature": 0.1}}}}, "loss 'kd' has no argument 'temprature'"),
         ({"method": {"loss_args": {"kd": {"temperature": "warm"}}}}, "temperature"),
-        ({"data": {"max_seq_length": 64}}, "--max_seq_length=64 exceeds the 32 positions"),
+        ({"data": {"max_seq_length": 64}}, "DataConfig.max_seq_length=64 exceeds the 32 positions"),
         ({"data": {"task": "mrpc"}}, "was fine-tuned on sst2 (classes negative, positive), not on mrpc (classes "
                                      "not_equivalent, equivalent): its outputs mean other things. Fix: "),
     ],

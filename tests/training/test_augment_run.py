@@ -155,7 +155,7 @@ def test_a_token_level_loss_runs_the_live_teacher_on_the_augmented_rows(tiny_set
     (dataclasses.replace(AUGMENT, augmenters=("neighbours",)),
      "unknown augmenter 'neighbours'. Fix: use one of delete, embedding_neighbours, file, mlm"),
     (dataclasses.replace(AUGMENT, augmenters=("file",), args={}, file="/no/such/text.txt"),
-     "--augment_file: file not found: /no/such/text.txt"),
+     "AugmentConfig.file: file not found: /no/such/text.txt"),
 ])
 def test_bad_augmentation_is_refused_before_the_teacher_loads(tiny_setup, tmp_path, augment, message):
     run = config(tiny_setup, tmp_path / "bad", augment=augment)
@@ -166,7 +166,7 @@ def test_bad_augmentation_is_refused_before_the_teacher_loads(tiny_setup, tmp_pa
 
 
 def test_fine_tuning_refuses_augmentation():
-    with pytest.raises(tfkd.TfkdError, match="Fix: drop --augment, or pass --mode=distill"):
+    with pytest.raises(tfkd.TfkdError, match="Fix: drop AugmentConfig.augmenters, or pass RunConfig.mode=distill"):
         tfkd.RunConfig(workdir="w", mode="finetune", augment=AUGMENT)
 
 

@@ -8,15 +8,17 @@ from absl import flags
 
 import tfkd  # noqa: F401
 from tfkd.cli import method_flags
-from tfkd.core.errors import TfkdError
+from tfkd.core.errors import TfkdError, command_context
 from tfkd.training.config import MethodConfig
 from tfkd.training.methods import METHODS, LossSpec, final_stage_epochs, method_losses, stage_plan
 
 
 def parsed(*argv):
+    """The command's flags parsed from `argv`; their errors name flags, as `run_cli` prints them."""
     values = flags.FlagValues()
     method_flags.define_flags(values)
-    values(["train", *argv])
+    with command_context():
+        values(["train", *argv])
     return values
 
 
@@ -107,7 +109,7 @@ def test_an_unset_weight_flag_leaves_the_preset_weight():
     ],
 )
 def test_bad_flags_give_one_clear_error(argv, message):
-    with pytest.raises(TfkdError, match=message):
+    with command_context(), pytest.raises(TfkdError, match=message):
         method_flags.method_config(parsed(*argv))
 
 

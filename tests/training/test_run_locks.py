@@ -65,7 +65,7 @@ def test_a_run_needing_a_teacher_another_run_fine_tunes_is_refused_naming_that_r
     with WorkdirLock(directory):  # the other run, fine-tuning
         with pytest.raises(TfkdError) as error:
             api._obtain_teacher(context, config, get_task("sst2"))
-    assert str(error.value).startswith(f"--finetuned_teacher_dir={directory} is in use by process {os.getpid()} on "
+    assert str(error.value).startswith(f"TeacherConfig.finetuned_dir={directory} is in use by process {os.getpid()} on "
                                        f"host {socket.gethostname()}")
     assert "\n" not in str(error.value) and "Fix: " in str(error.value)
     assert fine_tunings == []

@@ -93,9 +93,9 @@ def test_the_export_serves_the_trimmed_vocabulary_and_matches_the_keras_student(
 
 @pytest.mark.parametrize("make, message", [
     (lambda: tfkd.StudentConfig(vocab="small"), "student vocab 'small' is not 'teacher' or 'task'"),
-    (lambda: tfkd.StudentConfig(vocab_corpus="corpus.txt"), "add --student_vocab=task"),
+    (lambda: tfkd.StudentConfig(vocab_corpus="corpus.txt"), "add StudentConfig.vocab=task"),
     (lambda: tfkd.RunConfig(workdir="w", mode="finetune", student=tfkd.StudentConfig(vocab="task")),
-     "drop --student_vocab=task, or pass --mode=distill"),
+     "drop StudentConfig.vocab=task, or pass RunConfig.mode=distill"),
     (lambda: tfkd.PretrainConfig(workdir="w", student=tfkd.StudentConfig(vocab="task")),
      "trim when distilling on the task"),
 ])

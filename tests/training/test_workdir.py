@@ -73,7 +73,7 @@ def test_a_second_run_into_a_running_workdir_is_refused_and_a_killed_run_leaves_
 
 def test_the_lock_names_its_owner_and_is_free_again_after_it(tmp_path):
     with WorkdirLock(str(tmp_path)):
-        with pytest.raises(TfkdError, match=rf"--workdir={tmp_path} is in use by process {os.getpid()} on host "):
+        with pytest.raises(TfkdError, match=rf"workdir={tmp_path} is in use by process {os.getpid()} on host "):
             WorkdirLock(str(tmp_path)).__enter__()
         other = subprocess.run(
             [sys.executable, "-c", f"from tfkd.training.workdir import WorkdirLock\nWorkdirLock({str(tmp_path)!r}).__enter__()"],
@@ -86,7 +86,7 @@ def test_the_lock_names_its_owner_and_is_free_again_after_it(tmp_path):
 def test_run_flags_refuse_a_changed_resume_record_overrides_and_start_afresh(tmp_path):
     flags = RunFlags(str(tmp_path))
     assert flags.check({"learning_rate": 1e-3, "seed": 1}, resuming=False, allow_changes=False) == []
-    with pytest.raises(TfkdError, match=r"--learning_rate 0.001 → 0.002, --method None → 'kd'.*--allow_changed_flags"):
+    with pytest.raises(TfkdError, match=r"OptimConfig.learning_rate 0.001 → 0.002, MethodConfig.name None → 'kd'.*allow_changed"):
         flags.check({"learning_rate": 2e-3, "seed": 1, "method": "kd"}, resuming=True, allow_changes=False)
     changes = flags.check({"learning_rate": 2e-3, "seed": 1}, resuming=True, allow_changes=True)
     assert changes == [{"flag": "learning_rate", "old": 1e-3, "new": 2e-3}] == flags.changes()
@@ -99,7 +99,7 @@ def test_run_flags_refuse_a_changed_resume_record_overrides_and_start_afresh(tmp
 
 def test_checkpoints_without_recorded_flags_resume_only_when_changes_are_allowed(tmp_path):
     flags = RunFlags(str(tmp_path))
-    with pytest.raises(TfkdError, match=r"holds checkpoints but no run_flags.json.*Fix: .*--allow_changed_flags"):
+    with pytest.raises(TfkdError, match=r"holds checkpoints but no run_flags.json.*Fix: .*allow_changed"):
         flags.check({"seed": 1}, resuming=True, allow_changes=False)
     assert flags.check({"seed": 1}, resuming=True, allow_changes=True) == []
     assert flags.check({"seed": 1}, resuming=True, allow_changes=False) == []  # recorded from now on

@@ -29,7 +29,8 @@ from typing import Dict, Iterator, Mapping, Set
 # register into this table rather than core importing them.
 _FIELDS: Dict[str, Set[str]] = {}
 _IN_COMMAND: contextvars.ContextVar[bool] = contextvars.ContextVar("tfkd_in_command", default=False)
-_OPTION = re.compile(r"(?<![\w-])--(\w+)")
+# Not `--augment.factor`: a dotted name is a setting's path, not a flag.
+_OPTION = re.compile(r"(?<![\w-])--(\w+)(?!\w|\.\w)")
 
 
 def register_option_fields(owner: str, fields: Mapping[str, str]) -> None:

@@ -239,7 +239,7 @@ def check_sequence_length(model: BertModel, length: int, flag: str = "--max_seq_
     >>> check_sequence_length(teacher, 1024)
     Traceback (most recent call last):
     ...
-    tfkd.core.errors.TfkdError: --max_seq_length=1024 exceeds the 512 positions of teacher. Fix: pass --max_seq_length=512 or less.
+    tfkd.core.errors.TfkdError: DataConfig.max_seq_length=1024 exceeds the 512 positions of teacher. Fix: pass DataConfig.max_seq_length=512 or less.
     """
     if length > model.max_sequence_length:
         raise TfkdError(

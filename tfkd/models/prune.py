@@ -262,10 +262,10 @@ def check_prunable(teacher: BertModel, shape: StudentShape) -> None:
     >>> check_prunable(teacher, StudentShape(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32))
     Traceback (most recent call last):
     ...
-    tfkd.core.errors.TfkdError: --student_init=pruned cannot cut a 1-layer, 16-wide, 2-head, 32-unit FFN student out \
+    tfkd.core.errors.TfkdError: StudentConfig.init=pruned cannot cut a 1-layer, 16-wide, 2-head, 32-unit FFN student out \
 of the 2-layer, 16-wide, 4-head (4 wide each), 32-unit FFN teacher: 16 hidden channels with 2 heads of the teacher's \
 width 4 (pruning keeps whole heads, and the attention is as wide as the hidden state, so hidden_dim = heads x 4). \
-Fix: --student_heads=4 for --student_hidden_dim=16, or --student_hidden_dim=8 for 2 heads.
+Fix: StudentConfig.num_heads=4 for StudentConfig.hidden_dim=16, or StudentConfig.hidden_dim=8 for 2 heads.
     """
     head_dim = teacher.hidden_dim // teacher.num_heads
     problems = [

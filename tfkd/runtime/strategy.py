@@ -13,7 +13,7 @@ process start (`python -m tfkd.train --cpu_replicas=2` does), so these two lines
 >>> make_strategy("nccl")
 Traceback (most recent call last):
 ...
-tfkd.core.errors.TfkdError: unknown --strategy 'nccl'. Fix: use one of auto, one_device, mirrored, multi_worker, tpu.
+tfkd.core.errors.TfkdError: unknown RuntimeConfig.strategy 'nccl'. Fix: use one of auto, one_device, mirrored, multi_worker, tpu.
 """
 
 from __future__ import annotations

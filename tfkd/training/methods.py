@@ -151,7 +151,7 @@ def method_losses(config: MethodConfig, task: str = "", seed: int = 1) -> List[L
     >>> method_losses(MethodConfig(name="custom"))
     Traceback (most recent call last):
     ...
-    tfkd.core.errors.TfkdError: method 'custom' needs its losses. Fix: give losses (--losses), e.g. ce:0.5,kd:0.5,my:1
+    tfkd.core.errors.TfkdError: method 'custom' needs its losses. Fix: give losses (MethodConfig.losses), e.g. ce:0.5,kd:0.5,my:1
     """
     if config.losses:
         terms = [(str(key), float(weight)) for key, weight in config.losses]

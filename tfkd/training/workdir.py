@@ -44,7 +44,7 @@ class WorkdirLock:
     ...     WorkdirLock("runs/a").__enter__()  # a second run of the same workdir  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    tfkd.core.errors.TfkdError: --workdir=runs/a is in use by process ... on host .... Fix: wait for that run ...
+    tfkd.core.errors.TfkdError: workdir=runs/a is in use by process ... on host .... Fix: wait for that run ...
     """
 
     def __init__(self, directory: str, flag: str = "--workdir"):
@@ -136,7 +136,9 @@ class RunFlags:
             old = stored["flags"]
             differ = [name for name in sorted(set(old) | set(flags)) if old.get(name) != flags.get(name)]
             if differ and not allow_changes:
-                listed = ", ".join(f"--{name} {old.get(name)!r} → {flags.get(name)!r}" for name in differ)
+                # A library run records `section.field` settings, a command its flags.
+                listed = ", ".join(f"{name if '.' in name else '--' + name} {old.get(name)!r} → {flags.get(name)!r}"
+                                   for name in differ)
                 raise TfkdError(
                     f"this run resumes the checkpoints in {os.path.dirname(self.path)} with other flags than they "
                     f"were trained with: {listed}. Fix: re-run with the flags it was started with "
