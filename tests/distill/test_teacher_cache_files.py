@@ -57,3 +57,29 @@ def test_train_with_a_file_as_teacher_cache_fails_at_once_with_one_line(tmp_path
     assert_one_clear_error(result, f"--teacher_cache={tmp_path / 'cache'} is a file, not a directory")
     assert "teacher cache: computed" not in result.stdout and "train /" not in result.stdout  # before loading data
     assert not glob.glob(str(tmp_path / "cache.partial*"))
+
+
+def test_known_rows_are_reused_and_the_teacher_runs_over_the_others_only(setup, tmp_path, monkeypatch):
+    split, teacher, vocab = setup
+    full = load_or_build(str(tmp_path / "full"), teacher, vocab, split, ("logits", "mean_1"), batch_size=8)
+    passed = []
+    real_pass = teacher_cache.teacher_pass
+
+    def counting_pass(teacher, part, *args, **kwargs):
+        passed.append(len(part))
+        return real_pass(teacher, part, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_cache, "teacher_pass", counting_pass)
+    tail = {key: value[-5:] for key, value in full.features.items()}
+    reused = load_or_build(str(tmp_path / "reused"), teacher, vocab, split, ("logits", "mean_1"), batch_size=8,
+                           known_tail=tail)
+    assert passed == [7] and reused.reused == 5 and reused.built
+    for key, value in full.features.items():
+        np.testing.assert_allclose(reused.features[key], value, rtol=1e-5, atol=1e-6)
+    # Loaded back, it is the same cache: the fingerprint does not depend on how it was computed.
+    again = load_or_build(str(tmp_path / "reused"), teacher, vocab, split, ("logits", "mean_1"), batch_size=8)
+    assert not again.built and passed == [7]
+    # Known logits alone cannot stand in for a pass that must compute the summaries too.
+    partial = load_or_build(str(tmp_path / "partial"), teacher, vocab, split, ("logits", "mean_1"), batch_size=8,
+                            known_tail={"logits": tail["logits"]})
+    assert passed == [7, 12] and partial.reused == 0

@@ -14,8 +14,10 @@ from tests.helpers import tiny_run_config
 from tests.train_flags import parsed_train_flags
 from tfkd.cli import flags as cli_flags
 from tfkd.data import get_task, make_dataset, make_tokenizer
+from tfkd.distill import teacher_cache
 from tfkd.distill.distiller import model_inputs
 from tfkd.models import load_model_dir, load_teacher
+from tfkd.training import build
 from tfkd.training.build import augment_training_set, load_data
 
 AUGMENT = tfkd.AugmentConfig(augmenters=("embedding_neighbours", "delete"), factor=2,
@@ -111,6 +113,24 @@ def test_cached_teacher_outputs_of_augmented_rows_are_the_live_teacher_outputs(k
     # The teacher's labels of the augmented rows are its predictions.
     assert (augmented.train.labels[48:] == live[48:].argmax(-1)).all()
     assert augmented.gold.tolist() == [1.0] * 48 + [0.0] * result.augmentation.kept
+
+
+def test_the_teacher_passes_over_each_augmented_row_once(tiny_setup, tmp_path, monkeypatch, capsys):
+    passed = []
+    real_pass = teacher_cache.teacher_pass
+
+    def counting_pass(teacher, split, *args, **kwargs):
+        passed.append(len(split))
+        return real_pass(teacher, split, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_cache, "teacher_pass", counting_pass)
+    monkeypatch.setattr(build, "teacher_pass", counting_pass)
+    result = tfkd.run_distill(config(tiny_setup, tmp_path / "kd"))
+    kept = result.augmentation.kept
+    # The labelling pass over the augmented rows, then the cache pass over the originals only.
+    assert passed == [kept, 48]
+    assert f"teacher cache: computed (the last {kept} rows reused, not recomputed) logits for {48 + kept}" \
+        in capsys.readouterr().out
 
 
 def test_no_dev_sentence_is_trained_on(kd_run, tiny_setup):

@@ -87,6 +87,21 @@ class TokenizedSplit:
         row = slice(self.offsets[i], self.offsets[i + 1])
         return self.token_ids[row], self.segment_ids[row]
 
+    def head(self, n: int) -> "TokenizedSplit":
+        """The first `n` examples (views of this split's arrays, not copies); `num_truncated` stays the whole
+        split's, since which examples were cut is not recorded.
+
+        >>> split = TokenizedSplit(np.arange(5, dtype=np.int32), np.zeros(5, np.int32), np.array([0, 2, 5]),
+        ...                        np.array([2, 3], np.int32), np.array([1, 0], np.int32), np.array([0, 1], np.int32),
+        ...                        num_truncated=0, max_seq_length=8)
+        >>> len(split.head(1)), split.head(1).example(0)[0].tolist()
+        (1, [0, 1])
+        """
+        end = int(self.offsets[n])
+        return dataclasses.replace(self, token_ids=self.token_ids[:end], segment_ids=self.segment_ids[:end],
+                                   offsets=self.offsets[:n + 1], lengths=self.lengths[:n], labels=self.labels[:n],
+                                   index=self.index[:n])
+
 
 class _Int32Stream:
     """int32 values appended piece by piece, returned as one array while holding about one copy of them.

@@ -134,11 +134,13 @@ class TeacherCache:
         directory: where the cache lives.
         features: feature name → array.
         built: True when this run computed it, False when it was loaded.
+        reused: how many of its last rows were given (`load_or_build`'s `known_tail`), not computed.
     """
 
     directory: str
     features: Dict[str, np.ndarray]
     built: bool
+    reused: int = 0
 
     def extras(self) -> Dict[str, np.ndarray]:
         """The arrays `make_dataset(..., extras=)` gathers into each batch."""
@@ -229,6 +231,7 @@ def load_or_build(
     dtype: str = "float32",
     batch_size: int = 64,
     pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF,
+    known_tail: Optional[Mapping[str, np.ndarray]] = None,
 ) -> TeacherCache:
     """The cache of `features` for `split` in `directory`: loaded when its
     fingerprint matches, computed (one teacher pass, with a progress bar) when
@@ -244,6 +247,9 @@ def load_or_build(
         dtype: "float32", or "float16" for half the memory.
         batch_size: batch size of the teacher pass.
         pad_to_multiple_of: its bucketing (the run's, so the pass compiles the shapes training compiles).
+        known_tail: features of the split's last rows that a teacher pass already computed (the labelling
+            pass over augmented examples); when they include every one of `features`, the teacher runs over
+            the other rows only.
     """
     if dtype not in DTYPES:
         raise TfkdError(f"teacher-cache dtype '{dtype}' is not supported. Fix: use one of {', '.join(DTYPES)}.")
@@ -263,7 +269,12 @@ def load_or_build(
             f"{directory} is not empty but holds no teacher-output cache ({FINGERPRINT} is missing). "
             "Fix: point --teacher_cache at an empty or new directory."
         )
-    arrays = teacher_pass(teacher, split, features, dtype, batch_size, pad_to_multiple_of)
+    tail = len(next(iter(known_tail.values()))) if known_tail and set(features) <= set(known_tail) else 0
+    head = len(split) - tail
+    parts = [teacher_pass(teacher, split.head(head), features, dtype, batch_size, pad_to_multiple_of)] if head else []
+    if tail:
+        parts.append({key: np.asarray(known_tail[key], dtype) for key in features})
+    arrays = parts[0] if len(parts) == 1 else {key: np.concatenate([part[key] for part in parts]) for key in features}
     # One staging folder per process: runs sharing a cache directory may build it at the same time.
     staging = f"{directory.rstrip('/')}.partial-{os.getpid()}"
     try:
@@ -281,4 +292,4 @@ def load_or_build(
             return load_or_build(directory, teacher, vocab_path, split, features, dtype, batch_size, pad_to_multiple_of)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return TeacherCache(directory, arrays, built=True)
+    return TeacherCache(directory, arrays, built=True, reused=tail)

@@ -400,8 +400,8 @@ def _train(
         # Keyed on the augmented set: other augmentation settings get (and build) their own cache, never this one.
         base = os.path.join(workdir, "teacher_cache") if cache_directory == "auto" else cache_directory
         cache_directory = os.path.join(base, f"augmented-{augmented.fingerprint[:12]}")
-    cache = trainer.teacher_cache(train, teacher_vocab_path or vocab_path, cache_directory,
-                                  runtime.teacher_cache_dtype)
+    cache = trainer.teacher_cache(train, teacher_vocab_path or vocab_path, cache_directory, runtime.teacher_cache_dtype,
+                                  known_tail=augmented.teacher_outputs if augmented else None)
     if augmented and cache is None and teacher is not None:
         log(f"the live teacher also labels the {augmented.augmented_examples} augmented examples at every step")
     extras = (cache.extras() if cache else {}) | ({GOLD: augmented.gold} if augmented else {}) or None

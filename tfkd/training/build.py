@@ -284,12 +284,15 @@ class AugmentedTraining:
             carry it as `tfkd.losses.GOLD`, so terms that read labels skip augmented rows.
         fingerprint: digest of the augmented examples (`tfkd.data.augment.Augmentation.fingerprint`).
         summary: what results.json records.
+        teacher_outputs: the labelling pass's teacher features of the augmented rows (`"logits"`), which a
+            teacher-output cache of `train` reuses rather than recomputes.
     """
 
     train: TokenizedSplit
     gold: np.ndarray
     fingerprint: str
     summary: AugmentationSummary
+    teacher_outputs: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def augmented_examples(self) -> int:
@@ -329,9 +332,10 @@ def augment_training_set(config: AugmentConfig, task: GlueTask, data: DataConfig
     context = AugmentContext(vocabulary, data.max_seq_length, embeddings=embeddings, tokenizer=tokenizer, task=task,
                              file=config.file, batch_size=data.eval_batch_size)
     made = materialise(train, dev, config.augmenters, config.factor, seed, context, config.args)
+    outputs = teacher_pass(teacher.model, made.split, ("logits",), batch_size=data.eval_batch_size,
+                           pad_to_multiple_of=data.pad_to_multiple_of) if made.kept else {}
     if made.kept:
-        logits = teacher_pass(teacher.model, made.split, ("logits",), batch_size=data.eval_batch_size,
-                              pad_to_multiple_of=data.pad_to_multiple_of)["logits"]
+        logits = outputs["logits"]
         labels = logits[:, 0] if task.is_regression else np.argmax(logits, axis=-1).astype(np.int32)
     else:
         labels = np.zeros(0, train.labels.dtype)
@@ -356,4 +360,4 @@ def augment_training_set(config: AugmentConfig, task: GlueTask, data: DataConfig
         first = int(perturbed[0])
         log(f"e.g. {decode(train.example(int(made.origin[first]))[0][1:-1], vocabulary)!r} → "
             f"{decode(made.split.example(first)[0][1:-1], vocabulary)!r}")
-    return AugmentedTraining(enlarged, gold, made.fingerprint, summary)
+    return AugmentedTraining(enlarged, gold, made.fingerprint, summary, outputs)

@@ -23,7 +23,7 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -133,9 +133,11 @@ class Trainer:
             pad_to_multiple_of=self.data.pad_to_multiple_of, extras=extras,
         )
 
-    def teacher_cache(self, train: TokenizedSplit, vocab_path: str, directory: str, dtype: str) -> Optional[TeacherCache]:
+    def teacher_cache(self, train: TokenizedSplit, vocab_path: str, directory: str, dtype: str,
+                      known_tail: Optional[Mapping[str, Any]] = None) -> Optional[TeacherCache]:
         """The cached teacher outputs this run trains from (`directory`, or `<workdir>/teacher_cache` for
-        'auto'), or None when the teacher runs live ('off', no teacher, or a loss that reads token-level states)."""
+        'auto'), or None when the teacher runs live ('off', no teacher, or a loss that reads token-level states).
+        `known_tail`: features of `train`'s last rows already computed (`tfkd.distill.teacher_cache.load_or_build`)."""
         distiller = self.distiller
         self.cache_seconds = 0.0
         if directory == "off" or distiller.teacher is None:
@@ -150,9 +152,12 @@ class Trainer:
         directory = os.path.join(self.workdir, "teacher_cache") if directory == "auto" else directory
         start = time.perf_counter()
         cache = load_or_build(directory, distiller.teacher, vocab_path, train, features, dtype,
-                              self.data.eval_batch_size, pad_to_multiple_of=self.data.pad_to_multiple_of)
+                              self.data.eval_batch_size, pad_to_multiple_of=self.data.pad_to_multiple_of,
+                              known_tail=known_tail)
         self.cache_seconds = time.perf_counter() - start
-        log(f"teacher cache: {'computed' if cache.built else 'loaded'} {', '.join(features)} for {len(train)} examples "
+        how = "loaded" if not cache.built else f"computed (the last {cache.reused} rows reused, not recomputed)" \
+            if cache.reused else "computed"
+        log(f"teacher cache: {how} {', '.join(features)} for {len(train)} examples "
             f"({cache.nbytes / 2**20:.1f} MB {dtype}) in {directory}; the teacher does not run during training")
         return cache
 
