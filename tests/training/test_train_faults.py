@@ -1,4 +1,5 @@
-"""Faults during `python -m tfkd.train`, in real subprocesses: a full disk while checkpointing, Ctrl-C (once, twice).
+"""Faults during `python -m tfkd.train`, in real subprocesses: a full disk while checkpointing, Ctrl-C (once, twice),
+SIGTERM before training starts.
 
 The full disk is a size-capped tmpfs mounted over `<workdir>/checkpoints` in a
 private mount namespace (`unshare -m`, root only; it vanishes with the
@@ -15,7 +16,7 @@ import pytest
 import tensorflow as tf
 from tiny_train import ENV, ROOT, assert_one_clear_error, read_until, run, save_teacher, start, train_command
 
-from tfkd.core.errors import EXIT_INTERRUPTED
+from tfkd.core.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED
 
 PAGE = 4096
 
@@ -96,3 +97,20 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line_exit_130_and_no_checkpoint(
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
     assert tf.train.latest_checkpoint(str(workdir / "checkpoints")) == str(workdir / "checkpoints" / "ckpt-5")
     assert not glob.glob(str(workdir / "checkpoints" / "ckpt-6*"))
+
+
+def test_sigterm_before_training_prints_one_line_exits_75_and_leaves_no_staging_files(teacher, tmp_path):
+    workdir = tmp_path / "run"
+    command = train_command(teacher, workdir)
+    process = start(command)
+    # The data report comes before the teacher is loaded and its cache pass runs: seconds outside the training loop.
+    read_until(process, " train / ")
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == EXIT_PREEMPTED == 75, output[-3000:]
+    assert output.count("tfkd: terminated (SIGTERM) outside the training loop") == 1, output[-3000:]
+    assert "Traceback" not in output and "[tfkd] training " not in output, output[-3000:]
+    assert not glob.glob(str(tmp_path / "**" / "*.partial*"), recursive=True)
+    assert not (workdir / "results.json").exists()
+    again = run(command)
+    assert again.returncode == 0, again.stderr[-3000:]

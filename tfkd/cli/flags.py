@@ -21,12 +21,13 @@ Example:
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import app, flags
 
-from tfkd.core.errors import EXIT_INTERRUPTED, TfkdError, command_context
+from tfkd.core.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, TfkdError, command_context
 from tfkd.core.log import log  # noqa: F401  (the commands' progress line is the library's)
 from tfkd.runtime.precision import PRECISIONS
 from tfkd.runtime.strategy import STRATEGIES
@@ -125,27 +126,51 @@ def augment_args(entries: Sequence[str]) -> Dict[str, Dict[str, str]]:
     return args
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside the training loop (inside it `PreemptionSignal` takes the signal and checkpoints).
+
+    A BaseException, like `KeyboardInterrupt`, so that no `except Exception` swallows it and every
+    `finally` on the way out runs (the teacher cache's staging folder is removed, the workdir lock let go).
+    """
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
 def run_cli(main: Callable[[List[str]], None]) -> None:
     """Runs an absl `main`: a `TfkdError` prints `tfkd: error: <what and fix>` and
     exits with status 2, without a traceback; so does a full disk. Ctrl-C that
-    the command does not handle itself prints one line and exits with 130.
+    the command does not handle itself prints one line and exits with 130; so
+    does SIGTERM, with 75 (`EXIT_PREEMPTED`: a scheduler may retry), where the
+    default action would end the process without a word, mid-way through a
+    teacher pass or an export.
     Inside it, messages name options as flags (`--teacher_cache`), not as
     configuration fields (`tfkd.core.errors.command_context`)."""
-    with command_context():
-        try:
-            app.run(main)
-        except TfkdError as e:
-            print(f"tfkd: error: {e}", file=sys.stderr)
-            sys.exit(2)
-        except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            print(f"tfkd: error: no space left to write {e.filename or 'a file'} ({e.strerror}). Fix: free space on that "
-                  "filesystem or write somewhere else, then re-run the same command.", file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("tfkd: interrupted (Ctrl-C)", file=sys.stderr)
-            sys.exit(EXIT_INTERRUPTED)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with command_context():
+            try:
+                app.run(main)
+            except TfkdError as e:
+                print(f"tfkd: error: {e}", file=sys.stderr)
+                sys.exit(2)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                print(f"tfkd: error: no space left to write {e.filename or 'a file'} ({e.strerror}). Fix: free space on that "
+                      "filesystem or write somewhere else, then re-run the same command.", file=sys.stderr)
+                sys.exit(2)
+            except KeyboardInterrupt:
+                print("tfkd: interrupted (Ctrl-C)", file=sys.stderr)
+                sys.exit(EXIT_INTERRUPTED)
+            except _Terminated:
+                print("tfkd: terminated (SIGTERM) outside the training loop, where there is no step to checkpoint; re-run the "
+                      "same command to start again (a training run resumes from its last checkpoint).",
+                      file=sys.stderr)
+                sys.exit(EXIT_PREEMPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def student_config(values) -> StudentConfig:
