@@ -8,20 +8,23 @@ import pytest
 
 from tfkd.core.errors import TfkdError
 from tfkd.evaluate.report import attach_exports, load_runs, scatter, table
-from tfkd.training.results import RESULTS_FILE, PretrainSummary, RunResult, StudentSummary, TeacherSummary
+from tfkd.training.results import RESULTS_FILE, LossTerm, PretrainSummary, RunResult, StudentSummary, TeacherSummary
 
 RUNS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "runs")
 
 
-def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0, kind="distill", role=None, layers=3, hidden=384):
-    """A finished run's workdir (results.json only); `kind="finetune"` trains the `role` model on labels alone."""
+def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0, kind="distill", role=None, layers=3, hidden=384,
+             losses=()):
+    """A finished run's workdir (results.json only); `kind="finetune"` trains the `role` model on labels alone;
+    `losses` holds (key, weight, args) terms."""
     path.mkdir(parents=True)
     distill = kind == "distill"
     RunResult(
         kind=kind, role=role, method=method if distill else None, task="mrpc", primary_metric="f1",
         best_dev={"f1": f1, "accuracy": 0.7}, last_dev={"f1": f1 - 0.01}, dev_history=[{"epoch": 1, "f1": f1}],
         train_examples_per_second=speed, epoch_seconds=[1.0], wall_seconds=1.0, train_examples=3668,
-        padding_efficiency=0.9, student=StudentSummary(layers=layers, hidden_dim=hidden, params=params), losses=[],
+        padding_efficiency=0.9, student=StudentSummary(layers=layers, hidden_dim=hidden, params=params),
+        losses=[LossTerm(name=key, key=key, weight=weight, args=args) for key, weight, args in losses],
         algorithm="joint", flags={"seed": seed},
         teacher=TeacherSummary(source="minilm", layers=6, params=22_000_000, dev={"f1": 0.86}) if distill else None,
     ).write(str(path / RESULTS_FILE))
@@ -132,3 +135,31 @@ def test_runs_of_one_size_started_differently_are_not_taken_for_seeds(tmp_path):
     (tmp_path / "pruned" / RESULTS_FILE).write_text(json.dumps(result))
     text = table(load_runs(paths))
     assert "| kd | 3 | 17.0 | 1 | f1 80.0 |" in text and "| kd, init pruned, vocab 11,575 | 3 | 17.0 | 1 | f1 84.0 |" in text
+
+
+CKD_TERMS = (("ce", 0.5, {}), ("kd", 0.5, {}), ("ckd_wr_pair", 100.0, {}), ("ckd_ltr_pair", 100.0, {}))
+
+
+def test_runs_of_one_seed_with_other_loss_arguments_or_weights_are_not_taken_for_seeds(tmp_path):
+    official = tuple((key, weight, {"normalizer": "official"} if key.startswith("ckd") else args)
+                     for key, weight, args in CKD_TERMS)
+    paths = [fake_run(tmp_path / "ckd", "ckd", 1, 0.80, losses=CKD_TERMS),
+             fake_run(tmp_path / "ckd_official", "ckd", 1, 0.84, losses=official),
+             fake_run(tmp_path / "codir_l0.1", "codir", 1, 0.81, losses=(("ce", 0.5, {}), ("codir", 0.1, {"seed": 1}))),
+             fake_run(tmp_path / "codir_l2", "codir", 1, 0.83, losses=(("ce", 0.5, {}), ("codir", 2.0, {"seed": 1})))]
+    text = table(load_runs(paths))
+    assert "| ckd | 3 | 17.0 | 1 | f1 80.0 |" in text
+    assert "| ckd, normalizer official | 3 | 17.0 | 1 | f1 84.0 |" in text
+    assert "| codir, weights ce 0.5 codir 0.1 | 3 | 17.0 | 1 | f1 81.0 |" in text
+    assert "| codir, weights ce 0.5 codir 2 | 3 | 17.0 | 1 | f1 83.0 |" in text
+
+
+def test_seeds_recorded_with_every_argument_and_with_changed_arguments_only_are_one_group(tmp_path):
+    """Before schema version 1 results.json listed every loss argument and the seed; later only those set."""
+    full = (("ce", 0.5, {}), ("kd", 0.5, {"temperature": 2.0}), ("ckd_wr_pair", 100.0, {"alignment": "mapped", "normalizer": "valid"}),
+            ("ckd_ltr_pair", 100.0, {"alignment": "mapped", "normalizer": "valid", "seed": 1}))
+    paths = [fake_run(tmp_path / "s1", "ckd", 1, 0.80, losses=full), fake_run(tmp_path / "s2", "ckd", 2, 0.82, losses=CKD_TERMS)]
+    assert "| ckd | 3 | 17.0 | 2 | f1 81.0 ± 1.4 |" in table(load_runs(paths))
+    published = table(load_runs([os.path.join(RUNS, "kd_sst2_e2*"), os.path.join(RUNS, "codir_sst2_e2*")]))
+    assert "| sst2 | kd | 3 | 17.4 | 2 | accuracy 87.7 ± 0.2 |" in published
+    assert "| sst2 | codir | 3 | 17.4 | 2 | accuracy 87.3 ± 0.3 |" in published

@@ -38,7 +38,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import read_json
-from tfkd.training.results import RESULTS_FILE, RunResult, read_result
+from tfkd.losses import LOSSES, hyperparameters
+from tfkd.training.results import RESULTS_FILE, LossTerm, RunResult, read_result
 
 # The files `tfkd.export --validate` writes into an export version folder, named here rather than imported
 # from tfkd.export, which loads TensorFlow.
@@ -144,13 +145,48 @@ def group_label(result: RunResult) -> str:
     return label
 
 
+def changed_loss_args(losses: Sequence[LossTerm]) -> Dict[str, Any]:
+    """The loss arguments a run's terms set away from their declared defaults (the seed left out).
+
+    results.json files written before schema version 1 record every argument, later ones only those the run
+    set, so two seeds of one method compare equal only once the defaults are taken out. A loss no longer
+    registered keeps its arguments as recorded.
+
+    Example:
+    >>> changed_loss_args([LossTerm(name="kd", key="kd", weight=0.5, args={"temperature": 2.0}),
+    ...     LossTerm(name="ckd_wr_pair", key="ckd_wr_pair", weight=100.0, args={"normalizer": "official", "seed": 1})])
+    {'normalizer': 'official'}
+    """
+    changed: Dict[str, Any] = {}
+    for term in losses:
+        defaults = {h.name: h.default for h in hyperparameters(term.key)} if term.key in LOSSES else {}
+        for name, value in term.args.items():
+            if name != "seed" and (name not in defaults or defaults[name] != value):
+                changed[name] = value
+    return changed
+
+
 def group_runs(runs: Sequence[ReportRun]) -> Dict[tuple, List[ReportRun]]:
-    """Runs that differ only in their seed, by (task, label, student shape, parameters, initialisation)."""
-    groups: Dict[tuple, List[ReportRun]] = {}
+    """Runs that differ only in their seed, by (task, label, student shape, parameters); the label names
+    the loss arguments set away from their defaults, and where runs of one label weigh their terms
+    differently, the weights too (a CKD run with the official normaliser, or a CoDIR λ sweep, is another
+    experiment, not another seed)."""
+    by_objective: Dict[tuple, List[ReportRun]] = {}
     for run in runs:
         result = run.result
-        key = (result.task, group_label(result), result.student.layers, result.student.params)
-        groups.setdefault(key, []).append(run)
+        changed = changed_loss_args(result.losses)
+        label = group_label(result) + "".join(f", {name} {value}" for name, value in sorted(changed.items()))
+        weights = tuple((term.key, term.weight) for term in result.losses)
+        key = (result.task, label, result.student.layers, result.student.params, weights)
+        by_objective.setdefault(key, []).append(run)
+    weightings: Dict[tuple, set] = {}
+    for task, label, layers, params, weights in by_objective:
+        weightings.setdefault((task, label, layers, params), set()).add(weights)
+    groups: Dict[tuple, List[ReportRun]] = {}
+    for (task, label, layers, params, weights), group in by_objective.items():
+        if len(weightings[(task, label, layers, params)]) > 1:
+            label += ", weights " + " ".join(f"{key} {weight:g}" for key, weight in weights)
+        groups[(task, label, layers, params)] = group
     return groups
 
 
