@@ -134,15 +134,16 @@ def run_label(result: RunResult) -> str:
 
 
 def group_label(result: RunResult) -> str:
-    """`run_label`, with the student's initialisation and vocabulary where they are not the defaults (a
-    student of the same size started elsewhere is another experiment, not another seed)."""
+    """`run_label`, with the student's initialisation and vocabulary where they are not the defaults, and the
+    loss arguments set away from their defaults (a student of the same size started elsewhere, or a CKD run
+    with the official normaliser, is another experiment, not another seed)."""
     label = run_label(result)
     init = result.setting("student", "init", flag="student_init")
     if result.kind == "distill" and init not in (None, "pretrained"):
         label += f", init {os.path.basename(os.path.normpath(str(init)))}"
     if result.student.vocab:
         label += f", vocab {result.student.vocab['size']:,}"
-    return label
+    return label + "".join(f", {name} {value}" for name, value in sorted(changed_loss_args(result.losses).items()))
 
 
 def changed_loss_args(losses: Sequence[LossTerm]) -> Dict[str, Any]:
@@ -167,15 +168,12 @@ def changed_loss_args(losses: Sequence[LossTerm]) -> Dict[str, Any]:
 
 
 def group_runs(runs: Sequence[ReportRun]) -> Dict[tuple, List[ReportRun]]:
-    """Runs that differ only in their seed, by (task, label, student shape, parameters); the label names
-    the loss arguments set away from their defaults, and where runs of one label weigh their terms
-    differently, the weights too (a CKD run with the official normaliser, or a CoDIR λ sweep, is another
-    experiment, not another seed)."""
+    """Runs that differ only in their seed, by (task, `group_label`, student shape, parameters); where runs
+    of one label weigh their terms differently (a CoDIR λ sweep), the label names the weights too."""
     by_objective: Dict[tuple, List[ReportRun]] = {}
     for run in runs:
         result = run.result
-        changed = changed_loss_args(result.losses)
-        label = group_label(result) + "".join(f", {name} {value}" for name, value in sorted(changed.items()))
+        label = group_label(result)
         weights = tuple((term.key, term.weight) for term in result.losses)
         key = (result.task, label, result.student.layers, result.student.params, weights)
         by_objective.setdefault(key, []).append(run)
