@@ -14,9 +14,9 @@ RUNS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.absp
 
 
 def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0, kind="distill", role=None, layers=3, hidden=384,
-             losses=()):
+             losses=(), config=None):
     """A finished run's workdir (results.json only); `kind="finetune"` trains the `role` model on labels alone;
-    `losses` holds (key, weight, args) terms."""
+    `losses` holds (key, weight, args) terms; `config` is the run's configuration (`RunConfig.to_dict()`)."""
     path.mkdir(parents=True)
     distill = kind == "distill"
     RunResult(
@@ -25,7 +25,7 @@ def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0, kind="distil
         train_examples_per_second=speed, epoch_seconds=[1.0], wall_seconds=1.0, train_examples=3668,
         padding_efficiency=0.9, student=StudentSummary(layers=layers, hidden_dim=hidden, params=params),
         losses=[LossTerm(name=key, key=key, weight=weight, args=args) for key, weight, args in losses],
-        algorithm="joint", flags={"seed": seed},
+        algorithm="joint", flags={"seed": seed}, config=config,
         teacher=TeacherSummary(source="minilm", layers=6, params=22_000_000, dev={"f1": 0.86}) if distill else None,
     ).write(str(path / RESULTS_FILE))
     return str(path)
@@ -152,6 +152,21 @@ def test_runs_of_one_seed_with_other_loss_arguments_or_weights_are_not_taken_for
     assert "| ckd, normalizer official | 3 | 17.0 | 1 | f1 84.0 |" in text
     assert "| codir, weights ce 0.5 codir 0.1 | 3 | 17.0 | 1 | f1 81.0 |" in text
     assert "| codir, weights ce 0.5 codir 2 | 3 | 17.0 | 1 | f1 83.0 |" in text
+
+
+def test_students_copying_other_teacher_layers_are_not_taken_for_seeds(tmp_path):
+    """The start comparison of issue 16: pretrained layers 2,4,6 (uniform, also what an empty list means),
+    1,2,3 and by importance are three experiments; a random start copies nothing, whatever the flag says."""
+    def start(name, seed, f1, layers_from, init="pretrained"):
+        return fake_run(tmp_path / name, "kd", seed, f1, config={"student": {"init": init, "layers_from": layers_from}})
+    paths = [start("u1", 1, 0.80, [2, 4, 6]), start("u2", 2, 0.82, []), start("first", 1, 0.70, [1, 2, 3]),
+             start("imp", 1, 0.75, ["importance"]), start("r1", 1, 0.60, [1, 2, 3], init="random"),
+             start("r2", 2, 0.62, [2, 4, 6], init="random")]
+    text = table(load_runs(paths))
+    assert "| kd | 3 | 17.0 | 2 | f1 81.0 ± 1.4 |" in text
+    assert "| kd, layers 1,2,3 | 3 | 17.0 | 1 | f1 70.0 |" in text
+    assert "| kd, layers by importance | 3 | 17.0 | 1 | f1 75.0 |" in text
+    assert "| kd, init random | 3 | 17.0 | 2 | f1 61.0 ± 1.4 |" in text
 
 
 def test_seeds_recorded_with_every_argument_and_with_changed_arguments_only_are_one_group(tmp_path):

@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from tfkd.core.errors import TfkdError
 from tfkd.core.jsonfile import read_json
 from tfkd.losses import LOSSES, hyperparameters
+from tfkd.models.layer_map import uniform_layer_map
 from tfkd.training.results import RESULTS_FILE, LossTerm, RunResult, read_result
 
 # The files `tfkd.export --validate` writes into an export version folder, named here rather than imported
@@ -134,16 +135,30 @@ def run_label(result: RunResult) -> str:
 
 
 def group_label(result: RunResult) -> str:
-    """`run_label`, with the student's initialisation and vocabulary where they are not the defaults, and the
-    loss arguments set away from their defaults (a student of the same size started elsewhere, or a CKD run
-    with the official normaliser, is another experiment, not another seed)."""
+    """`run_label`, with the student's initialisation, the teacher layers it copies and its vocabulary where
+    they are not the defaults, and the loss arguments set away from their defaults (a student of the same size
+    started elsewhere, or a CKD run with the official normaliser, is another experiment, not another seed)."""
     label = run_label(result)
     init = result.setting("student", "init", flag="student_init")
     if result.kind == "distill" and init not in (None, "pretrained"):
         label += f", init {os.path.basename(os.path.normpath(str(init)))}"
+    if result.kind == "distill" and init != "random":
+        label += _copied_layers(result)
     if result.student.vocab:
         label += f", vocab {result.student.vocab['size']:,}"
     return label + "".join(f", {name} {value}" for name, value in sorted(changed_loss_args(result.losses).items()))
+
+
+def _copied_layers(result: RunResult) -> str:
+    """", layers 1,2,3" (or ", layers by importance") when the student copies teacher layers other than the
+    uniform choice (6 → 3: 2,4,6), which an empty `--student_layers_from` also means; "" otherwise."""
+    layers_from = [str(k) for k in result.setting("student", "layers_from", flag="student_layers_from") or ()]
+    if layers_from == ["importance"]:
+        return ", layers by importance"
+    if not layers_from or result.teacher is None:
+        return ""
+    uniform = [str(t) for _, t in uniform_layer_map(result.teacher.layers, result.student.layers)]
+    return "" if layers_from == uniform else ", layers " + ",".join(layers_from)
 
 
 def changed_loss_args(losses: Sequence[LossTerm]) -> Dict[str, Any]:
