@@ -156,14 +156,17 @@ def test_runs_of_one_seed_with_other_loss_arguments_or_weights_are_not_taken_for
 
 def test_students_copying_other_teacher_layers_are_not_taken_for_seeds(tmp_path):
     """The start comparison of issue 16: pretrained layers 2,4,6 (uniform, also what an empty list means),
-    1,2,3 and by importance are three experiments; a random start copies nothing, whatever the flag says."""
+    1,2,3 and by importance are three experiments; a random start copies nothing, whatever the flag says; a
+    tfkd.pretrain output is named by its run folder, not by its `model` subfolder."""
     def start(name, seed, f1, layers_from, init="pretrained"):
         return fake_run(tmp_path / name, "kd", seed, f1, config={"student": {"init": init, "layers_from": layers_from}})
     paths = [start("u1", 1, 0.80, [2, 4, 6]), start("u2", 2, 0.82, []), start("first", 1, 0.70, [1, 2, 3]),
              start("imp", 1, 0.75, ["importance"]), start("r1", 1, 0.60, [1, 2, 3], init="random"),
              start("r2", 2, 0.62, [2, 4, 6], init="random")]
+    paths.append(start("pre", 1, 0.77, [], init="workdirs/codir_pretrain/model"))
     text = table(load_runs(paths))
     assert "| kd | 3 | 17.0 | 2 | f1 81.0 ± 1.4 |" in text
+    assert "| kd, init codir_pretrain | 3 | 17.0 | 1 | f1 77.0 |" in text
     assert "| kd, layers 1,2,3 | 3 | 17.0 | 1 | f1 70.0 |" in text
     assert "| kd, layers by importance | 3 | 17.0 | 1 | f1 75.0 |" in text
     assert "| kd, init random | 3 | 17.0 | 2 | f1 61.0 ± 1.4 |" in text

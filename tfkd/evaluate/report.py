@@ -141,12 +141,22 @@ def group_label(result: RunResult) -> str:
     label = run_label(result)
     init = result.setting("student", "init", flag="student_init")
     if result.kind == "distill" and init not in (None, "pretrained"):
-        label += f", init {os.path.basename(os.path.normpath(str(init)))}"
+        label += f", init {_start_name(str(init))}"
     if result.kind == "distill" and init != "random":
         label += _copied_layers(result)
     if result.student.vocab:
         label += f", vocab {result.student.vocab['size']:,}"
     return label + "".join(f", {name} {value}" for name, value in sorted(changed_loss_args(result.losses).items()))
+
+
+def _start_name(init: str) -> str:
+    """A start's short name: the mode ("pruned"), or the folder a model directory belongs to
+    ("codir_pretrain" for tfkd.pretrain's `workdirs/codir_pretrain/model`, "uncased_L-4_H-256" for a
+    Hugging Face directory)."""
+    path = os.path.normpath(init)
+    if os.path.basename(path) == "model" and os.path.dirname(path):
+        path = os.path.dirname(path)
+    return os.path.basename(path)
 
 
 def _copied_layers(result: RunResult) -> str:
