@@ -172,6 +172,16 @@ def test_students_copying_other_teacher_layers_are_not_taken_for_seeds(tmp_path)
     assert "| kd, init random | 3 | 17.0 | 2 | f1 61.0 ± 1.4 |" in text
 
 
+def test_runs_of_one_seed_trained_for_other_epochs_are_not_taken_for_seeds(tmp_path):
+    """The frontier's 3L/256 student trained for one and for two epochs are two points, not two seeds."""
+    def run(name, seed, f1, epochs):
+        return fake_run(tmp_path / name, "kd", seed, f1, config={"optim": {"epochs": epochs}})
+    text = table(load_runs([run("e1", 1, 0.80, 1), run("e2", 1, 0.84, 2), run("e2s2", 2, 0.86, 2)]))
+    assert "| kd, 1 epoch | 3 | 17.0 | 1 | f1 80.0 |" in text
+    assert "| kd, 2 epochs | 3 | 17.0 | 2 | f1 85.0 ± 1.4 |" in text
+    assert "| kd | 3 | 17.0 | 2 | f1 81.0 ± 1.4 |" in table(load_runs([run("a", 1, 0.80, 3), run("b", 2, 0.82, 3)]))
+
+
 def test_seeds_recorded_with_every_argument_and_with_changed_arguments_only_are_one_group(tmp_path):
     """Before schema version 1 results.json listed every loss argument and the seed; later only those set."""
     full = (("ce", 0.5, {}), ("kd", 0.5, {"temperature": 2.0}), ("ckd_wr_pair", 100.0, {"alignment": "mapped", "normalizer": "valid"}),

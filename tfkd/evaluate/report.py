@@ -194,21 +194,27 @@ def changed_loss_args(losses: Sequence[LossTerm]) -> Dict[str, Any]:
 
 def group_runs(runs: Sequence[ReportRun]) -> Dict[tuple, List[ReportRun]]:
     """Runs that differ only in their seed, by (task, `group_label`, student shape, parameters); where runs
-    of one label weigh their terms differently (a CoDIR λ sweep), the label names the weights too."""
-    by_objective: Dict[tuple, List[ReportRun]] = {}
+    of one label weigh their terms differently (a CoDIR λ sweep) or train for another number of epochs, the
+    label names the weights or the epochs too."""
+    by_setting: Dict[tuple, List[ReportRun]] = {}
     for run in runs:
         result = run.result
-        label = group_label(result)
         weights = tuple((term.key, term.weight) for term in result.losses)
-        key = (result.task, label, result.student.layers, result.student.params, weights)
-        by_objective.setdefault(key, []).append(run)
-    weightings: Dict[tuple, set] = {}
-    for task, label, layers, params, weights in by_objective:
-        weightings.setdefault((task, label, layers, params), set()).add(weights)
+        epochs = result.setting("optim", "epochs", flag="epochs")
+        key = (result.task, group_label(result), result.student.layers, result.student.params, weights, epochs)
+        by_setting.setdefault(key, []).append(run)
+    seen: Dict[tuple, Dict[str, set]] = {}
+    for task, label, layers, params, weights, epochs in by_setting:
+        variants = seen.setdefault((task, label, layers, params), {"weights": set(), "epochs": set()})
+        variants["weights"].add(weights)
+        variants["epochs"].add(epochs)
     groups: Dict[tuple, List[ReportRun]] = {}
-    for (task, label, layers, params, weights), group in by_objective.items():
-        if len(weightings[(task, label, layers, params)]) > 1:
+    for (task, label, layers, params, weights, epochs), group in by_setting.items():
+        variants = seen[(task, label, layers, params)]
+        if len(variants["weights"]) > 1:
             label += ", weights " + " ".join(f"{key} {weight:g}" for key, weight in weights)
+        if len(variants["epochs"]) > 1:
+            label += f", {epochs} epoch{'' if epochs == 1 else 's'}"
         groups[(task, label, layers, params)] = group
     return groups
 
