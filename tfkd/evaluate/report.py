@@ -140,10 +140,11 @@ def group_label(result: RunResult) -> str:
     started elsewhere, or a CKD run with the official normaliser, is another experiment, not another seed)."""
     label = run_label(result)
     init = result.setting("student", "init", flag="student_init")
-    if result.kind == "distill" and init not in (None, "pretrained"):
-        label += f", init {_start_name(str(init))}"
-    if result.kind == "distill" and init != "random":
-        label += _copied_layers(result)
+    if result.kind == "distill":
+        if init not in (None, "pretrained"):
+            label += f", init {_start_name(str(init))}"
+        if init != "random":
+            label += _copied_layers(result)
     if result.student.vocab:
         label += f", vocab {result.student.vocab['size']:,}"
     return label + "".join(f", {name} {value}" for name, value in sorted(changed_loss_args(result.losses).items()))
