@@ -82,3 +82,49 @@ def test_a_missing_corpus_gives_one_clear_error(setup, tmp_path):
     result = run_pretrain(f"--workdir={tmp_path / 'bad'}", f"--teacher={setup / 'teacher'}", *TINY_STUDENT, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "exactly one corpus" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_pretrained_masked_lm_feeds_the_mlm_augmenter_and_an_older_run_gets_its_head_on_a_rerun(setup, tmp_path):
+    from tfkd.models.masked_lm import HEAD_FILE, HEAD_METADATA_KEY, MaskedLM
+
+    workdir = tmp_path / "pre"
+    command = (f"--workdir={workdir}", f"--teacher={setup / 'teacher'}", f"--text_file={setup / 'corpus.txt'}",
+               *TINY_STUDENT, "--student_init=teacher", "--max_seq_length=16", "--batch_size=8", "--epochs=1",
+               "--codir_weight=0", "--learning_rate=1e-3", "--jit_compile=false")
+    result = run_pretrain(*command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model_dir = workdir / "model"
+    with np.load(model_dir / HEAD_FILE) as arrays:
+        trained = {name: arrays[name] for name in arrays.files}
+    assert set(trained) == {"output_bias", "intermediate_dense/kernel", "intermediate_dense/bias",
+                            "intermediate_layer_norm/gamma", "intermediate_layer_norm/beta"}
+    assert np.abs(trained["output_bias"]).max() > 0  # trained: the head starts with a zero bias
+    inputs = {"token_ids": np.array([[2, 5, 4, 7, 3]]), "segment_ids": np.zeros((1, 5), "int32"),
+              "padding_mask": np.ones((1, 5), "int32"), "mask_positions": np.array([[2, 3]])}
+    logits = np.asarray(MaskedLM.from_directory(str(workdir))(inputs))  # the run folder or its model/
+    np.testing.assert_array_equal(logits, np.asarray(MaskedLM.from_directory(str(model_dir))(inputs)))
+
+    # A run saved before the head was: the same command restores its last checkpoint and writes the head.
+    os.remove(model_dir / HEAD_FILE)
+    meta = json.loads((model_dir / "tfkd_model.json").read_text())
+    del meta["extra"][HEAD_METADATA_KEY]
+    (model_dir / "tfkd_model.json").write_text(json.dumps(meta))
+    with pytest.raises(tfkd.TfkdError, match="has no masked-LM head .* run again"):
+        MaskedLM.from_directory(str(model_dir))
+    result = run_pretrain(*command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "wrote its masked-LM head" in result.stdout
+    with np.load(model_dir / HEAD_FILE) as arrays:
+        for name, value in trained.items():
+            np.testing.assert_array_equal(arrays[name], value, err_msg=name)
+
+    augmented_dir = tmp_path / "augmented"
+    result = run_train(
+        f"--workdir={augmented_dir}", f"--teacher={setup / 'teacher'}", f"--glue_dir={setup / 'glue'}", "--task=sst2",
+        *TINY_STUDENT, "--max_seq_length=16", "--batch_size=8", "--eval_batch_size=8", "--epochs=1",
+        "--student_init=teacher", "--jit_compile=false", "--method=kd", "--augment=mlm", "--augment_factor=2",
+        f"--augment_args=mlm.preset={model_dir},mlm.probability=0.5",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    augmentation = json.loads((augmented_dir / "results.json").read_text())["augmentation"]
+    assert augmentation["augmenters"] == ["mlm"] and augmentation["made"] == 32 and augmentation["kept"] > 0

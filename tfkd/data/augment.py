@@ -48,7 +48,7 @@ import functools
 import hashlib
 import os
 import zlib
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -123,6 +123,8 @@ class AugmentContext:
             examples are pairs.
         file: the augment file (`file`).
         batch_size: batch size of model passes (`mlm`).
+        load_masked_lm: `(preset, vocabulary) -> masked LM` for `mlm`; keras-hub presets by default, and
+            `tfkd.models.masked_lm.load_masked_lm` (what tfkd.train passes) also takes a tfkd.pretrain output.
     """
 
     vocabulary: Sequence[str]
@@ -132,6 +134,8 @@ class AugmentContext:
     task: Optional[TaskSpec] = None
     file: str = ""
     batch_size: int = 64
+    load_masked_lm: Callable[[str, Sequence[str]], Any] = dataclasses.field(
+        default_factory=lambda: load_keras_hub_masked_lm)
 
     @functools.cached_property
     def special(self) -> np.ndarray:
@@ -360,10 +364,11 @@ class MaskedLMSubstitution(Augmenter):
     whole-word token sampled from a masked LM's `top_k` predictions (softmax over those k, the original word
     excluded); multi-piece words and special tokens stay.
 
-    The masked LM is a keras-hub `BertMaskedLM` preset (`preset`: a Kaggle handle or a local directory) that
-    has a trained masked-LM head (`task.json` of a `BertMaskedLM` and `task.weights.h5`: e.g. one saved with
-    `save_to_preset` after MLM training) and the teacher's vocabulary; keras-hub's BERT backbones alone have
-    no such head, and a random one is refused, never used.
+    The masked LM (`preset`) is loaded by `context.load_masked_lm`: by default a keras-hub `BertMaskedLM`
+    preset (a Kaggle handle or a local directory) that has a trained masked-LM head (`task.json` of a
+    `BertMaskedLM` and `task.weights.h5`: e.g. one saved with `save_to_preset` after MLM training);
+    keras-hub's BERT backbones alone have no such head, and a random one is refused, never used. tfkd.train
+    also accepts a `tfkd.pretrain` output (`tfkd.models.masked_lm`). Its vocabulary must be the teacher's.
 
     Example: with a random tiny masked LM saved as a preset, every word of "the film was good" is replaced.
     >>> import keras_hub, tempfile
@@ -386,7 +391,7 @@ class MaskedLMSubstitution(Augmenter):
         super().__init__(context, **kwargs)
         self.probability = _probability("mlm", probability)
         self.top_k = _top_k("mlm", top_k)
-        self.model = load_masked_lm(preset, context.vocabulary)
+        self.model = context.load_masked_lm(preset, context.vocabulary)
         self.mask_id = context.token_id("[MASK]")
         self.cls_id, self.sep_id = context.token_id("[CLS]"), context.token_id("[SEP]")
 
@@ -435,15 +440,21 @@ class MaskedLMSubstitution(Augmenter):
         return [unpack_row(token_ids, segment_ids) for token_ids, (_, segment_ids) in zip(replaced, rows)]
 
 
-def load_masked_lm(preset: str, vocabulary: Sequence[str]):
+def masked_lm_fix() -> str:
+    """The fix every `mlm` loading error ends with."""
+    return ("Fix: pass --augment_args=mlm.preset=<a masked LM with the teacher's vocabulary: the model/ of a "
+            "python -m tfkd.pretrain run, a keras-hub BertMaskedLM preset with a trained masked-LM head (a local "
+            "directory written by BertMaskedLM.save_to_preset, or a Kaggle handle with network access)>, or use "
+            "--augment=embedding_neighbours")
+
+
+def load_keras_hub_masked_lm(preset: str, vocabulary: Sequence[str]):
     """The keras-hub `BertMaskedLM` of `preset`, checked to have a trained masked-LM head and `vocabulary`;
     any failure is a one-line `TfkdError` naming the problem and the fix."""
     import keras_hub
     from keras_hub.src.utils.preset_utils import TASK_CONFIG_FILE, TASK_WEIGHTS_FILE, check_file_exists, load_json
 
-    fix = ("Fix: pass --augment_args=mlm.preset=<a keras-hub BertMaskedLM preset with a trained masked-LM head and the "
-           "teacher's vocabulary> (a local directory written by BertMaskedLM.save_to_preset, or a Kaggle handle "
-           "with network access), or use --augment=embedding_neighbours")
+    fix = masked_lm_fix()
     if not preset:
         raise TfkdError(f"augmenter 'mlm' needs a masked LM, and no preset was given. {fix}.")
     try:

@@ -2,8 +2,9 @@
 
 The MLM head (keras-hub's `MaskedLMHead`: dense + GELU + LayerNorm, then the
 transposed token embedding and an output bias, as in BERT) lives in this
-loss layer, so it is trained and checkpointed with the distiller but never
-exported with the student. Its output matrix is the student's own
+loss layer, so it is trained and checkpointed with the distiller; tfkd.pretrain
+saves its weights beside the student (`tfkd.models.masked_lm`, for the `mlm`
+augmenter), and the export never includes it. Its output matrix is the student's own
 `token_embedding`, passed in by the constructor: the MLM gradient trains the
 student's embeddings, and the head adds only `d² + 3d + V` parameters.
 """
@@ -13,14 +14,13 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 import keras
-import keras_hub
 import tensorflow as tf
-from keras_hub.src.models.bert.bert_backbone import bert_kernel_initializer
 
 from tfkd.core.errors import TfkdError
 from tfkd.losses._common import Outputs
 from tfkd.losses._distribute import replica_share
 from tfkd.losses.base import DistillationLoss, DistillContext, HyperParameter, register_loss, require_outputs
+from tfkd.models.masked_lm import masked_lm_head
 
 
 @register_loss("mlm")
@@ -79,17 +79,9 @@ class MaskedLMLoss(DistillationLoss):
                 f"states are {context.student.hidden_dim}. Fix: pass the student's own token_embedding layer."
             )
         self.layer_norm_epsilon = float(layer_norm_epsilon)
-        # The same head keras-hub's BertMaskedLM puts on a BERT backbone.
-        self.head = keras_hub.layers.MaskedLMHead(
-            token_embedding=token_embedding,
-            intermediate_activation="gelu",
-            layer_norm_epsilon=self.layer_norm_epsilon,
-            kernel_initializer=bert_kernel_initializer(),
-            dtype=token_embedding.dtype_policy,
-            name="mlm_head",
-        )
-        # Built now: the distiller collects the loss layers' variables before the first step.
-        self.head.build((None, None, context.student.hidden_dim))
+        # The same head keras-hub's BertMaskedLM puts on a BERT backbone, built now: the
+        # distiller collects the loss layers' variables before the first step.
+        self.head = masked_lm_head(token_embedding, self.layer_norm_epsilon)
         self.built = True
 
     @property

@@ -41,6 +41,7 @@ from tfkd.distill import Distiller, build_stages
 from tfkd.evaluate.evaluator import Evaluator
 from tfkd.evaluate.metrics import primary_metric
 from tfkd.losses import GOLD, LOSSES
+from tfkd.losses.mlm import MaskedLMLoss
 from tfkd.models import (
     BertModel,
     LoadedModel,
@@ -55,6 +56,7 @@ from tfkd.models import (
     save_model_dir,
 )
 from tfkd.models.labels import match_label_order
+from tfkd.models.masked_lm import HEAD_FILE, HEAD_METADATA_KEY, save_head
 from tfkd.models.sources import source_kind
 from tfkd.models.vocab import keep_tokens
 from tfkd.runtime.precision import set_precision
@@ -497,6 +499,7 @@ def _pretrain(context: RunContext, config: PretrainConfig) -> RunResult:
     terms = [(s.name, make_loss(s, context_, **({"token_embedding": student.get_layer("token_embedding")}
                                                 if s.key == "mlm" else {})), s.weight) for s in specs]
     log(NO_MLM_KD)
+    mlm_heads = [loss.head for _, loss, _ in terms if isinstance(loss, MaskedLMLoss)]
     uses_teacher = any(LOSSES.get(s.key).teacher_needs for s in specs)
     distiller = Distiller(student, teacher.model if uses_teacher else None, terms, num_pairs=max(len(layer_map), 1))
     steps = steps_per_epoch(corpus, data.batch_size)
@@ -513,17 +516,24 @@ def _pretrain(context: RunContext, config: PretrainConfig) -> RunResult:
     log(f"pre-training {trainer.epochs} epochs x {steps} steps from epoch {trainer.start_epoch + 1}; losses: "
         + ", ".join(f"{w:g}*{n}" for n, _, w in terms) + f"; {masking.max_predictions} predictions per example at most")
     outcome = trainer.fit(corpus, transform=lambda ds: mask_batches(ds, masking, seed=config.optim.seed))
-    if outcome.start_step and not outcome.history and os.path.exists(results_path):
+    finished_before = outcome.start_step and not outcome.history and os.path.exists(results_path)
+    saved = read_metadata(model_dir) if finished_before else None
+    if finished_before and (saved is None or HEAD_METADATA_KEY in saved.extra or not mlm_heads):
         log(f"already trained for {trainer.epochs} epochs; the model is in {model_dir}")
         return RunResult.read(results_path)
-    metadata = ModelMetadata(
-        task="", lowercase=teacher.lowercase, base=teacher.metadata.base, role="student",
-        max_seq_length=data.max_seq_length,
-        extra={"stage": PRETRAIN_STAGE, "teacher": config.teacher.source, "corpus": examples.source,
-               "epochs": config.optim.epochs, "losses": {name: weight for name, _, weight in terms},
-               "mlm_logit_kd": False},
-    )
+    extra = {"stage": PRETRAIN_STAGE, "teacher": config.teacher.source, "corpus": examples.source,
+             "epochs": config.optim.epochs, "losses": {name: weight for name, _, weight in terms},
+             "mlm_logit_kd": False}
+    os.makedirs(model_dir, exist_ok=True)
+    if mlm_heads:  # for --augment=mlm (tfkd.models.masked_lm)
+        extra[HEAD_METADATA_KEY] = save_head(model_dir, mlm_heads[0])
+    metadata = ModelMetadata(task="", lowercase=teacher.lowercase, base=teacher.metadata.base, role="student",
+                             max_seq_length=data.max_seq_length, extra=extra)
     save_model_dir(model_dir, student, teacher.vocab_path, metadata)
+    if finished_before:
+        # A run made before tfkd saved the MLM head: its last checkpoint (just restored) holds it.
+        log(f"already trained for {trainer.epochs} epochs; wrote its masked-LM head to {model_dir}/{HEAD_FILE}")
+        return RunResult.read(results_path)
     history = outcome.history
     loss_history = [
         {"epoch": trainer.start_epoch + i + 1, **{name: float(history[f"loss_{name}"][i]) for name, _, _ in terms},

@@ -39,6 +39,7 @@ from tfkd.models import (
     build_student,
     load_teacher,
 )
+from tfkd.models.masked_lm import load_masked_lm
 from tfkd.models.prune import (
     IMPORTANCE,
     IMPORTANCE_BATCHES,
@@ -330,7 +331,7 @@ def augment_training_set(config: AugmentConfig, task: GlueTask, data: DataConfig
     vocabulary = read_vocab(teacher.vocab_path)
     embeddings = keras.ops.convert_to_numpy(teacher.model.get_layer("token_embedding").embeddings)
     context = AugmentContext(vocabulary, data.max_seq_length, embeddings=embeddings, tokenizer=tokenizer, task=task,
-                             file=config.file, batch_size=data.eval_batch_size)
+                             file=config.file, batch_size=data.eval_batch_size, load_masked_lm=load_masked_lm)
     made = materialise(train, dev, config.augmenters, config.factor, seed, context, config.args)
     outputs = teacher_pass(teacher.model, made.split, ("logits",), batch_size=data.eval_batch_size,
                            pad_to_multiple_of=data.pad_to_multiple_of) if made.kept else {}
