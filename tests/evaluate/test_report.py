@@ -8,15 +8,24 @@ import pytest
 
 from tfkd.core.errors import TfkdError
 from tfkd.evaluate.report import attach_exports, load_runs, scatter, table
-from tfkd.training.results import RESULTS_FILE, LossTerm, PretrainSummary, RunResult, StudentSummary, TeacherSummary
+from tfkd.training.results import (
+    RESULTS_FILE,
+    AugmentationSummary,
+    LossTerm,
+    PretrainSummary,
+    RunResult,
+    StudentSummary,
+    TeacherSummary,
+)
 
 RUNS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "runs")
 
 
 def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0, kind="distill", role=None, layers=3, hidden=384,
-             losses=(), config=None):
+             losses=(), config=None, augmentation=None):
     """A finished run's workdir (results.json only); `kind="finetune"` trains the `role` model on labels alone;
-    `losses` holds (key, weight, args) terms; `config` is the run's configuration (`RunConfig.to_dict()`)."""
+    `losses` holds (key, weight, args) terms; `config` is the run's configuration (`RunConfig.to_dict()`);
+    `augmentation` an `AugmentationSummary`."""
     path.mkdir(parents=True)
     distill = kind == "distill"
     RunResult(
@@ -25,7 +34,7 @@ def fake_run(path, method, seed, f1, params=17_000_000, speed=25.0, kind="distil
         train_examples_per_second=speed, epoch_seconds=[1.0], wall_seconds=1.0, train_examples=3668,
         padding_efficiency=0.9, student=StudentSummary(layers=layers, hidden_dim=hidden, params=params),
         losses=[LossTerm(name=key, key=key, weight=weight, args=args) for key, weight, args in losses],
-        algorithm="joint", flags={"seed": seed}, config=config,
+        algorithm="joint", flags={"seed": seed}, config=config, augmentation=augmentation,
         teacher=TeacherSummary(source="minilm", layers=6, params=22_000_000, dev={"f1": 0.86}) if distill else None,
     ).write(str(path / RESULTS_FILE))
     return str(path)
@@ -180,6 +189,23 @@ def test_runs_of_one_seed_trained_for_other_epochs_are_not_taken_for_seeds(tmp_p
     assert "| kd, 1 epoch | 3 | 17.0 | 1 | f1 80.0 |" in text
     assert "| kd, 2 epochs | 3 | 17.0 | 2 | f1 85.0 ± 1.4 |" in text
     assert "| kd | 3 | 17.0 | 2 | f1 81.0 ± 1.4 |" in table(load_runs([run("a", 1, 0.80, 3), run("b", 2, 0.82, 3)]))
+
+
+def test_runs_trained_with_augmentation_are_rows_of_their_own_not_seeds(tmp_path):
+    """kd with and without 8 perturbed copies, and with an augment file, are three experiments."""
+    def augmented(augmenters, factor=8):
+        return AugmentationSummary(augmenters=augmenters, factor=factor, original_examples=3668, made=100, kept=90,
+                                   duplicates={"dev": 0, "train": 10, "augmented": 0}, mean_length=50.0,
+                                   fingerprint="f", teacher_labels=None, seconds=1.0)
+    paths = [fake_run(tmp_path / "plain", "kd", 1, 0.80),
+             fake_run(tmp_path / "aug_s1", "kd", 1, 0.82, augmentation=augmented(["embedding_neighbours", "delete"])),
+             fake_run(tmp_path / "aug_s2", "kd", 2, 0.84, augmentation=augmented(["embedding_neighbours", "delete"])),
+             fake_run(tmp_path / "file", "kd", 1, 0.86, augmentation=augmented(["file"]),
+                      config={"augment": {"augmenters": ["file"], "factor": 8, "file": "data/unlabelled.txt"}})]
+    text = table(load_runs(paths))
+    assert "| kd | 3 | 17.0 | 1 | f1 80.0 |" in text
+    assert "| kd, augmented embedding_neighbours+delete ×8 | 3 | 17.0 | 2 | f1 83.0 ± 1.4 |" in text
+    assert "| kd, augmented file unlabelled.txt | 3 | 17.0 | 1 | f1 86.0 |" in text
 
 
 def test_seeds_recorded_with_every_argument_and_with_changed_arguments_only_are_one_group(tmp_path):

@@ -136,7 +136,7 @@ def run_label(result: RunResult) -> str:
 
 def group_label(result: RunResult) -> str:
     """`run_label`, with the student's initialisation, the teacher layers it copies and its vocabulary where
-    they are not the defaults, and the loss arguments set away from their defaults (a student of the same size
+    they are not the defaults, the augmentation it trained with, and the loss arguments set away from their defaults (a student of the same size
     started elsewhere, or a CKD run with the official normaliser, is another experiment, not another seed)."""
     label = run_label(result)
     init = result.setting("student", "init", flag="student_init")
@@ -147,6 +147,7 @@ def group_label(result: RunResult) -> str:
             label += _copied_layers(result)
     if result.student.vocab:
         label += f", vocab {result.student.vocab['size']:,}"
+    label += _augmentation(result)
     return label + "".join(f", {name} {value}" for name, value in sorted(changed_loss_args(result.losses).items()))
 
 
@@ -158,6 +159,18 @@ def _start_name(init: str) -> str:
     if os.path.basename(path) == "model" and os.path.dirname(path):
         path = os.path.dirname(path)
     return os.path.basename(path)
+
+
+def _augmentation(result: RunResult) -> str:
+    """", augmented embedding_neighbours+delete ×8" (the augmenters, the copies per example, an augment file's
+    name) for a run trained on teacher-labelled augmented examples; "" otherwise."""
+    augmentation = result.augmentation
+    if augmentation is None:
+        return ""
+    perturbing = [name for name in augmentation.augmenters if name != "file"]
+    label = ", augmented " + "+".join(augmentation.augmenters) + (f" ×{augmentation.factor}" if perturbing else "")
+    file = result.setting("augment", "file", flag="augment_file")
+    return label + (f" {os.path.basename(str(file))}" if "file" in augmentation.augmenters and file else "")
 
 
 def _copied_layers(result: RunResult) -> str:
