@@ -472,12 +472,17 @@ def load_keras_hub_masked_lm(preset: str, vocabulary: Sequence[str]):
         reason = reason if len(reason) <= 160 else reason[:160] + "…"
         raise TfkdError(f"augmenter 'mlm': cannot load the keras-hub masked LM '{preset}' ({type(e).__name__}: "
                         f"{reason}); offline, only a local preset directory loads. {fix}.") from None
-    own = model.preprocessor.tokenizer.get_vocabulary() if model.preprocessor is not None else None
-    if own != list(vocabulary):
+    check_masked_lm_vocabulary(preset, model.preprocessor.tokenizer.get_vocabulary()
+                               if model.preprocessor is not None else None, vocabulary)
+    return model
+
+
+def check_masked_lm_vocabulary(preset: str, own: Optional[Sequence[str]], vocabulary: Sequence[str]) -> None:
+    """Refuses a masked LM whose vocabulary (`own`, None when it has no tokenizer) is not the teacher's."""
+    if own is None or list(own) != list(vocabulary):
         raise TfkdError(f"augmenter 'mlm': the masked LM '{preset}' has "
                         f"{'no tokenizer' if own is None else f'another vocabulary ({len(own)} tokens)'}, not the "
-                        f"teacher's ({len(vocabulary)} tokens); its ids would mean other words. {fix}.")
-    return model
+                        f"teacher's ({len(vocabulary)} tokens); its ids would mean other words. {masked_lm_fix()}.")
 
 
 @register_augmenter("file")

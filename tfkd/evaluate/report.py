@@ -136,8 +136,9 @@ def run_label(result: RunResult) -> str:
 
 def group_label(result: RunResult) -> str:
     """`run_label`, with the student's initialisation, the teacher layers it copies and its vocabulary where
-    they are not the defaults, the augmentation it trained with, and the loss arguments set away from their defaults (a student of the same size
-    started elsewhere, or a CKD run with the official normaliser, is another experiment, not another seed)."""
+    they are not the defaults, the augmentation it trained with, and the loss arguments set away from their
+    defaults (a student of the same size started elsewhere, an augmented run, or a CKD run with the official
+    normaliser, is another experiment, not another seed)."""
     label = run_label(result)
     init = result.setting("student", "init", flag="student_init")
     if result.kind == "distill":
@@ -167,8 +168,8 @@ def _augmentation(result: RunResult) -> str:
     augmentation = result.augmentation
     if augmentation is None:
         return ""
-    perturbing = [name for name in augmentation.augmenters if name != "file"]
-    label = ", augmented " + "+".join(augmentation.augmenters) + (f" ×{augmentation.factor}" if perturbing else "")
+    perturbs = any(name != "file" for name in augmentation.augmenters)
+    label = ", augmented " + "+".join(augmentation.augmenters) + (f" ×{augmentation.factor}" if perturbs else "")
     file = result.setting("augment", "file", flag="augment_file")
     return label + (f" {os.path.basename(str(file))}" if "file" in augmentation.augmenters and file else "")
 

@@ -20,7 +20,7 @@ from tfkd.core.errors import TfkdError
 from tfkd.losses._common import Outputs
 from tfkd.losses._distribute import replica_share
 from tfkd.losses.base import DistillationLoss, DistillContext, HyperParameter, register_loss, require_outputs
-from tfkd.models.masked_lm import masked_lm_head
+from tfkd.models.masked_lm import masked_lm_head, untied
 
 
 @register_loss("mlm")
@@ -91,8 +91,7 @@ class MaskedLMLoss(DistillationLoss):
     def _own(self, variables: List[Any]) -> List[Any]:
         # The tied embedding belongs to the student: listing it here too would
         # hand the optimizer the same variable twice.
-        tied = {id(v) for v in self.token_embedding.variables}
-        return [v for v in variables if id(v) not in tied]
+        return untied(variables, self.token_embedding)
 
     @property
     def variables(self) -> List[Any]:

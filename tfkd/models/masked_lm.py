@@ -13,7 +13,7 @@ its predictions.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import keras
 import keras_hub
@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras_hub.src.models.bert.bert_backbone import bert_kernel_initializer
 
 from tfkd.core.errors import TfkdError
-from tfkd.data.augment import load_keras_hub_masked_lm, masked_lm_fix
+from tfkd.data.augment import check_masked_lm_vocabulary, load_keras_hub_masked_lm
 from tfkd.data.tokenizer import read_vocab
 from tfkd.models.bert import BertModel
 from tfkd.models.model_dir import MODEL_FILE, load_model_dir, read_metadata
@@ -47,10 +47,15 @@ def masked_lm_head(token_embedding: keras.layers.ReversibleEmbedding, layer_norm
     return head
 
 
+def untied(variables: Sequence[Any], token_embedding: keras.layers.Layer) -> List[Any]:
+    """`variables` without those of the tied `token_embedding`, which belong to the encoder."""
+    tied = {id(v) for v in token_embedding.variables}
+    return [v for v in variables if id(v) not in tied]
+
+
 def head_weights(head: keras_hub.layers.MaskedLMHead) -> List[Any]:
-    """The head's own variables: all but those of the tied token embedding, which belong to the encoder."""
-    tied = {id(v) for v in head.token_embedding.variables}
-    return [v for v in head.weights if id(v) not in tied]
+    """The head's own variables: all but the tied token embedding's."""
+    return untied(head.weights, head.token_embedding)
 
 
 def _relative(path: str) -> str:
@@ -102,11 +107,11 @@ class MaskedLM:
     def from_directory(cls, directory: str) -> "MaskedLM":
         """The masked LM of a tfkd model directory with a saved head (`<pretrain workdir>/model`, or the
         pre-training workdir itself); a `TfkdError` with the fix when the directory has none."""
-        if os.path.exists(os.path.join(directory, "model", MODEL_FILE)):
-            directory = os.path.join(directory, "model")
+        directory = model_directory(directory) or directory
         metadata = read_metadata(directory)
         entry = (metadata.extra if metadata else {}).get(HEAD_METADATA_KEY)
-        if not entry or not os.path.exists(os.path.join(directory, entry.get("file", HEAD_FILE))):
+        path = os.path.join(directory, entry.get("file", HEAD_FILE)) if entry else ""
+        if not path or not os.path.exists(path):
             raise TfkdError(
                 f"the tfkd model in '{directory}' has no masked-LM head ({HEAD_FILE}). Fix: point at the model/ of a "
                 "python -m tfkd.pretrain run with an MLM loss; a pre-training run made before tfkd saved the head "
@@ -114,7 +119,6 @@ class MaskedLM:
             )
         encoder, vocab_path, _ = load_model_dir(directory)
         head = masked_lm_head(encoder.get_layer("token_embedding"), entry.get("layer_norm_epsilon", 1e-12))
-        path = os.path.join(directory, entry.get("file", HEAD_FILE))
         try:
             with np.load(path) as arrays:
                 saved = {name: arrays[name] for name in arrays.files}
@@ -131,19 +135,20 @@ class MaskedLM:
         return cls(encoder, head, vocab_path)
 
 
-def is_masked_lm_directory(path: str) -> bool:
-    """Whether `path` is a tfkd model directory (or a run folder with one in `model/`), not a keras-hub preset."""
-    return any(os.path.exists(os.path.join(path, *parts, MODEL_FILE)) for parts in ((), ("model",)))
+def model_directory(path: str) -> Optional[str]:
+    """The tfkd model directory `path` names (itself, or a run folder's `model/`); None for anything else,
+    such as a keras-hub preset."""
+    for directory in (path, os.path.join(path, "model")):
+        if os.path.exists(os.path.join(directory, MODEL_FILE)):
+            return directory
+    return None
 
 
 def load_masked_lm(preset: str, vocabulary: Sequence[str]):
     """The masked LM that `preset` names: a tfkd model directory with an MLM head (`MaskedLM`), else a keras-hub
     `BertMaskedLM` preset (`tfkd.data.augment.load_keras_hub_masked_lm`); its vocabulary must be `vocabulary`."""
-    if not (preset and os.path.isdir(preset) and is_masked_lm_directory(preset)):
+    if not (preset and os.path.isdir(preset) and model_directory(preset)):
         return load_keras_hub_masked_lm(preset, vocabulary)
     model = MaskedLM.from_directory(preset)
-    own = read_vocab(model.vocab_path)
-    if own != list(vocabulary):
-        raise TfkdError(f"augmenter 'mlm': the masked LM '{preset}' has another vocabulary ({len(own)} tokens), not "
-                        f"the teacher's ({len(vocabulary)} tokens); its ids would mean other words. {masked_lm_fix()}.")
+    check_masked_lm_vocabulary(preset, read_vocab(model.vocab_path), vocabulary)
     return model
